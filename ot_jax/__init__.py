@@ -1,0 +1,39 @@
+"""ot-jax: optimal transport in JAX, exact when you need it, fast, differentiable.
+
+>>> import jax, ot_jax
+>>> x = jax.random.normal(jax.random.PRNGKey(0), (128, 2))
+>>> out = ot_jax.ipot(ot_jax.PointCloud(x, x + 1.0))
+>>> round(float(out.cost), 3)
+2.0
+"""
+
+from ot_jax.geometry import (
+    Cosine,
+    CostFn,
+    Euclidean,
+    FunctionCost,
+    Geometry,
+    PNorm,
+    PointCloud,
+    SqEuclidean,
+)
+from ot_jax.solvers import EntropicResult, ExactResult, Status, emd, ipot, sinkhorn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "emd",
+    "sinkhorn",
+    "ipot",
+    "Geometry",
+    "PointCloud",
+    "CostFn",
+    "SqEuclidean",
+    "Euclidean",
+    "PNorm",
+    "Cosine",
+    "FunctionCost",
+    "EntropicResult",
+    "ExactResult",
+    "Status",
+]

@@ -1,0 +1,17 @@
+"""Geometries (dense cost matrix, lazy point cloud) and ground costs."""
+
+from ot_jax.geometry.costs import Cosine, CostFn, Euclidean, FunctionCost, PNorm, SqEuclidean
+from ot_jax.geometry.geometry import AbstractGeometry, Geometry, PointCloud, as_geometry
+
+__all__ = [
+    "AbstractGeometry",
+    "Geometry",
+    "PointCloud",
+    "as_geometry",
+    "CostFn",
+    "SqEuclidean",
+    "Euclidean",
+    "PNorm",
+    "Cosine",
+    "FunctionCost",
+]

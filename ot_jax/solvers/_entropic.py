@@ -1,0 +1,94 @@
+"""Pieces shared by the potential-based solvers (Sinkhorn, IPOT)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ot_jax.solvers.results import EntropicResult, Status
+
+GRAD_MODES = ("envelope", "unroll")
+
+
+def safe_log(w: jax.Array) -> jax.Array:
+    """``log w`` with ``-inf`` (and a zero gradient) where ``w == 0``."""
+    positive = w > 0
+    return jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), -jnp.inf)
+
+
+def masked_dot(w: jax.Array, pot: jax.Array) -> jax.Array:
+    """``<w, pot>`` ignoring entries with zero weight (whose potential may be -inf)."""
+    return jnp.sum(jnp.where(w > 0, w * jnp.where(w > 0, pot, 0.0), 0.0))
+
+
+def dual_lower_bound(geom, a, b, g) -> jax.Array:
+    """``<a, g^c> + <b, g>`` with ``g^c_i = min_j (C_ij - g_j)``: a feasible LP dual value <= W."""
+    g = jnp.where(b > 0, g, -jnp.inf)
+    f_ctrans = geom.c_transform(g)
+    return masked_dot(a, f_ctrans) + masked_dot(b, g)
+
+
+def check_grad_mode(grad_mode: str, solver: str):
+    if grad_mode not in GRAD_MODES:
+        raise ValueError(f"{solver}: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+
+
+def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol):
+    """Assemble an :class:`EntropicResult` whose ``cost``/``reg_cost`` carry the right gradients.
+
+    In ``envelope`` mode ``f, g`` are constants and ``cost``/``reg_cost`` are written as
+    functions of ``(C, a, b, eps)`` whose gradient is the envelope (Danskin) gradient:
+    ``d/dC = P``, ``d/da = f - eps log a``, ``d/db = g - eps log b``. In ``unroll`` mode
+    the gradient flows through the iterations that produced ``f, g``.
+    """
+    if grad_mode == "envelope":
+        f, g = jax.lax.stop_gradient((f, g))
+        eps_plan = jax.lax.stop_gradient(eps) if not regularised else eps
+        phi = jnp.where(a > 0, f - eps_plan * safe_log(jax.lax.stop_gradient(a)), 0.0)
+        psi = jnp.where(b > 0, g - eps_plan * safe_log(jax.lax.stop_gradient(b)), 0.0)
+        phi, psi = jax.lax.stop_gradient((phi, psi))
+        a_shift = a - jax.lax.stop_gradient(a)
+        b_shift = b - jax.lax.stop_gradient(b)
+        cost = geom.transport_cost(f, g, jax.lax.stop_gradient(eps)) + jnp.sum(a_shift * phi) + jnp.sum(b_shift * psi)
+        if regularised:
+            # Dual objective D(phi, psi; C, a, b, eps) at fixed potentials: Danskin's theorem.
+            f_full = jnp.where(a > 0, phi + eps * safe_log(a), -jnp.inf)
+            g_full = jnp.where(b > 0, psi + eps * safe_log(b), -jnp.inf)
+            mass = jnp.sum(jnp.exp(f_full / eps + geom.lse(g_full, eps, axis=1)))
+            reg_cost = jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+        else:
+            reg_cost = cost
+    else:
+        cost = geom.transport_cost(f, g, eps, plan_gradient=True)
+        if regularised:
+            p_log = lambda pot, w: jnp.where(w > 0, pot - eps * safe_log(w), 0.0)
+            phi, psi = p_log(f, a), p_log(g, b)
+            mass = jnp.sum(jnp.exp(f / eps + geom.lse(g, eps, axis=1)))
+            reg_cost = jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+        else:
+            reg_cost = cost
+
+    lower = jax.lax.stop_gradient(dual_lower_bound(geom, a, b, g))
+    last = loop.last_error
+    finite = jnp.isfinite(cost) & ~jnp.isnan(last)
+    converged = (last <= tol) & finite & ~invalid
+    status = jnp.where(
+        invalid,
+        Status.INVALID_INPUT,
+        jnp.where(~finite, Status.NON_FINITE, jnp.where(converged, Status.CONVERGED, Status.MAX_ITERS)),
+    ).astype(jnp.int32)
+    return EntropicResult(
+        geom=geom,
+        a=a,
+        b=b,
+        f=f,
+        g=g,
+        plan_epsilon=jnp.asarray(eps, geom.dtype),
+        cost=cost,
+        reg_cost=reg_cost,
+        lower_bound=lower,
+        converged=converged,
+        n_iters=loop.n_iters,
+        errors=loop.errors,
+        status=status,
+    )
