@@ -33,7 +33,7 @@ def check_grad_mode(grad_mode: str, solver: str):
         raise ValueError(f"{solver}: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
 
 
-def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol):
+def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol, stalled=False):
     """Assemble an :class:`EntropicResult` whose ``cost``/``reg_cost`` carry the right gradients.
 
     In ``envelope`` mode ``f, g`` are constants and ``cost``/``reg_cost`` are written as
@@ -75,7 +75,11 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
     status = jnp.where(
         invalid,
         Status.INVALID_INPUT,
-        jnp.where(~finite, Status.NON_FINITE, jnp.where(converged, Status.CONVERGED, Status.MAX_ITERS)),
+        jnp.where(
+            ~finite,
+            Status.NON_FINITE,
+            jnp.where(converged, Status.CONVERGED, jnp.where(stalled, Status.STALLED, Status.MAX_ITERS)),
+        ),
     ).astype(jnp.int32)
     return EntropicResult(
         geom=geom,

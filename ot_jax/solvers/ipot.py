@@ -41,20 +41,6 @@ DEFAULT_RELATIVE_BETA = 0.01
 """Default beta as a fraction of the largest cost (the sweet spot measured in ALGORITHMS.md)."""
 
 
-def _extrapolated_error(cost, delta, prev_delta, floor):
-    """Relative distance of ``cost`` to the limit of a linearly converging sequence.
-
-    With successive changes ``delta`` and ``prev_delta`` between checks, the rate
-    is ``rho = |delta / prev_delta|`` and the remaining error ``|delta| rho / (1 - rho)``
-    (Aitken). Infinite until two changes are known or while ``rho >= 1``.
-    """
-    rho = jnp.abs(delta) / jnp.abs(prev_delta)
-    remaining = jnp.where(rho < 1.0, jnp.abs(delta) * rho / (1.0 - rho), jnp.inf)
-    remaining = jnp.where(delta == 0.0, 0.0, remaining)
-    remaining = jnp.where(jnp.isfinite(prev_delta), remaining, jnp.inf)
-    return remaining / jnp.maximum(jnp.abs(cost), floor)
-
-
 def ipot(
     geom,
     a=None,
@@ -62,9 +48,10 @@ def ipot(
     *,
     beta=None,
     inner_iters: int = 1,
-    tol: float = 1e-5,
+    tol: float | None = None,
     max_iters: int = 10000,
     check_every: int = 10,
+    stall_checks: int = 30,
     grad_mode: Literal["envelope", "unroll"] = "envelope",
     throw: bool = False,
 ) -> EntropicResult:
@@ -76,8 +63,12 @@ def ipot(
       beta: proximal step, > 0, in cost units. Default ``0.01 * max C``. Any beta
         converges to the exact value; ``0.005-0.01 x max C`` is fastest.
       inner_iters: Sinkhorn sweeps per proximal step (``L``; 1 suffices).
-      tol: tolerance on ``max(relative primal-dual gap, relative L1 marginal error)``.
+      tol: tolerance on the relative gap ``|<C, P> - lower_bound| / lower_bound``
+        (default 1e-6 in float64, 1e-4 in float32).
       max_iters: proximal steps cap (static); check_every: steps per check (static).
+      stall_checks: stop (``Status.STALLED``) after this many checks without a
+        smaller gap once ``beta / t`` is below ``100 x machine-eps x max C`` (the
+        float32 precision limit); the iterate with the smallest gap is returned.
       grad_mode: ``"envelope"`` (default; ``d cost/dC = P``, ``d/da = f``, ``d/db = g``,
         exact at convergence since the LP value's gradient is the optimal plan and
         duals) or ``"unroll"`` (backpropagate through the iterations).
@@ -108,42 +99,71 @@ def ipot(
     else:
         invalid = invalid | check_positive(beta, "beta", solver)
     beta = jnp.asarray(beta, dtype)
+    if tol is None:
+        tol = 1e-4 if jnp.finfo(dtype).bits <= 32 else 1e-6
 
     if grad_mode == "envelope":
         a_s, b_s, geom_s, beta_s = jax.lax.stop_gradient((a, b, geom, beta))
     else:
         a_s, b_s, geom_s, beta_s = a, b, geom, beta
     log_a, log_b = _entropic.safe_log(a_s), _entropic.safe_log(b_s)
-    # Relative errors are measured against max(|cost|, floor) so that W = 0 stays well posed.
+    mass = jnp.sum(a_s)
+    # Relative errors are measured against max(|lower bound|, floor) so that W = 0 stays well posed.
     floor = jnp.finfo(dtype).eps * jnp.maximum(max_cost, jnp.finfo(dtype).tiny) * jnp.sum(a_s)
 
     def step(state, it, check):
-        f, g, g_s_prev, prev_cost, prev_delta = state
-        t = it.astype(dtype)
-        eps = beta_s / (t + 1.0)
-        s = t / (t + 1.0)
-        h = jnp.where(b_s > 0, s * (2.0 * g - g_s_prev), -jnp.inf)
+        big_f, big_g, log_v, best = state
+        best_err = best[3]
+        t1 = it.astype(dtype) + 1.0
+        eps = beta_s / t1  # temperature of Q = exp(-C/beta) * P(t) = exp((F + G - (t+1) C) / beta)
 
-        def sweep(_, fh):
-            f_new = eps * (log_a - geom_s.lse(fh[1], eps, axis=1))
-            return f_new, eps * (log_b - geom_s.lse(f_new, eps, axis=0))
+        def sweep(_, uv):
+            log_u = log_a - big_f / beta_s - geom_s.lse((big_g + beta_s * uv[1]) / t1, eps, axis=1)
+            log_u = jnp.where(a_s > 0, log_u, -jnp.inf)
+            f_plan = (big_f + beta_s * log_u) / t1
+            log_v = log_b - big_g / beta_s - geom_s.lse(f_plan, eps, axis=0)
+            return log_u, jnp.where(b_s > 0, log_v, -jnp.inf)
 
-        f_new, g_new = jax.lax.fori_loop(0, inner_iters, sweep, (f, h))
-        g_s = jnp.where(b_s > 0, s * g, 0.0)
-        if not check:
-            return (f_new, g_new, g_s, prev_cost, prev_delta), jnp.zeros((), dtype)
-        cost = geom_s.transport_cost(f_new, g_new, eps)
-        delta = cost - prev_cost
-        err = _extrapolated_error(cost, delta, prev_delta, floor)
-        err = jnp.where(jnp.isfinite(cost) & jnp.all(~jnp.isnan(f_new)), err, jnp.nan)
-        return (f_new, g_new, g_s, cost, delta), err
+        log_u, log_v = jax.lax.fori_loop(0, inner_iters, sweep, (jnp.zeros_like(big_f), log_v))
+        # P(t+1) = diag(u) Q diag(v): fold the scalings into the accumulated potentials,
+        # recentred (F + c, G - c leaves P unchanged) so float32 keeps its digits.
+        big_f = jnp.where(a_s > 0, big_f + beta_s * log_u, -jnp.inf)
+        big_g = jnp.where(b_s > 0, big_g + beta_s * log_v, -jnp.inf)
+        shift = _entropic.masked_dot(a_s, big_f) / mass
+        big_f, big_g = big_f - shift, big_g + shift
+        err = jnp.zeros((), dtype)
+        if check:
+            f, g = big_f / t1, big_g / t1
+            cost, _, f_ctrans = geom_s.primal_dual_stats(f, g, eps)
+            lower = _entropic.masked_dot(a_s, f_ctrans) + _entropic.masked_dot(b_s, g)
+            err = jnp.abs(cost - lower) / jnp.maximum(jnp.abs(lower), floor)
+            err = jnp.where(jnp.isfinite(cost) & jnp.all(~jnp.isnan(big_f)), err, jnp.nan)
+            # Keep the iterate with the smallest gap: in float32 the plan's exponents lose
+            # ~t * 6e-8 * max C / beta of accuracy, so late iterates can drift.
+            better = err < best_err
+            pick = lambda new, old: jnp.where(better, new, old)
+            best = (pick(f, best[0]), pick(g, best[1]), pick(t1, best[2]), pick(err, best_err),
+                    jnp.where(better, 0, best[4] + 1))
+            return (big_f, big_g, log_v, best), err
+        return (big_f, big_g, log_v, best), err
 
-    inf = jnp.asarray(jnp.inf, dtype)
-    state0 = (jnp.zeros(n, dtype), jnp.zeros(m, dtype), jnp.zeros(m, dtype), inf, inf)
+    # Stalling is only declared once the plan temperature beta / t is near the dtype's
+    # resolution of the cost (float32: ~1e-5 x max C); in float64 it never triggers early.
+    precision_floor = 100.0 * jnp.finfo(dtype).eps * max_cost
+
+    def is_stalled(best):
+        return (best[4] >= stall_checks) & (beta_s / best[2] < precision_floor)
+
+    zeros_n, zeros_m = jnp.zeros(n, dtype), jnp.zeros(m, dtype)
+    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), jnp.asarray(jnp.inf, dtype), jnp.asarray(0))
+    state0 = (zeros_n, zeros_m, jnp.where(b_s > 0, -jnp.log(m), -jnp.inf).astype(dtype), best0)
     loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
-                            differentiable=grad_mode == "unroll", dtype=dtype)
-    f, g = loop.state[:2]
-    eps_final = beta_s / jnp.maximum(loop.n_iters, 1).astype(dtype)
+                            differentiable=grad_mode == "unroll", dtype=dtype,
+                            stalled=lambda state: is_stalled(state[3]))
+    f, g, t_final, best_err, since_best = loop.state[3]
+    stalled = is_stalled(loop.state[3])
+    eps_final = beta_s / t_final
+    loop = loop._replace(last_error=best_err)
     result = _entropic.entropic_result(geom, a, b, f, g, eps_final, loop, invalid,
-                                       grad_mode=grad_mode, regularised=False, tol=tol)
+                                       grad_mode=grad_mode, regularised=False, tol=tol, stalled=stalled)
     return raise_on_status(result, solver) if throw else result

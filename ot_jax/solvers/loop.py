@@ -46,6 +46,7 @@ def fixed_point_loop(
     tol,
     differentiable: bool = False,
     dtype=jnp.float32,
+    stalled: Callable | None = None,
 ) -> LoopOutput:
     """Iterate ``step`` from ``init_state`` until ``error <= tol`` or ``max_iters``.
 
@@ -56,6 +57,8 @@ def fixed_point_loop(
       check_every: static number of iterations per error check.
       tol: scalar tolerance on the error.
       differentiable: unroll with ``scan`` for reverse-mode gradients.
+      stalled: optional ``state -> bool``; the loop also stops when it is True
+        (e.g. the error stopped improving at the precision limit).
     Returns:
       :class:`LoopOutput`.
     """
@@ -65,14 +68,15 @@ def fixed_point_loop(
     errors0 = jnp.full((n_rounds,), -1.0, dtype=dtype)
     inf = jnp.asarray(jnp.inf, dtype)
 
-    def done(err):
-        return (err <= tol) | jnp.isnan(err)
+    def done(err, state):
+        stop = (err <= tol) | jnp.isnan(err)
+        return stop if stalled is None else stop | stalled(state)
 
     if not differentiable:
 
         def cond(carry):
-            k, _, _, err = carry
-            return (k < n_rounds) & ~done(err)
+            k, state, _, err = carry
+            return (k < n_rounds) & ~done(err, state)
 
         def body(carry):
             k, state, errors, _ = carry
@@ -85,7 +89,7 @@ def fixed_point_loop(
 
     def scan_body(carry, k):
         state, err, n_done = carry
-        stop = done(err)
+        stop = done(err, state)
         new_state, new_err = _round(step, state, k, check_every)
         new_err = jnp.asarray(new_err, dtype)
         state = jax.tree_util.tree_map(lambda old, new: jnp.where(stop, old, new), state, new_state)

@@ -1,0 +1,31 @@
+"""Shared fixtures. float64 is enabled for the whole suite; float32 tests cast explicitly."""
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def key():
+    return jax.random.PRNGKey(0)
+
+
+def uniform_problem(rng, n, m, d=16, weights="uniform", normalise=True):
+    """d-dim uniform points, squared Euclidean cost (divided by its max), weights a [n], b [m]."""
+    x, y = rng.uniform(size=(n, d)), rng.uniform(size=(m, d))
+    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    if normalise:
+        cost = cost / cost.max()
+    if weights == "uniform":
+        a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
+    else:
+        a, b = rng.uniform(0.1, 1.0, n), rng.uniform(0.1, 1.0, m)
+        a, b = a / a.sum(), b / b.sum()
+    return x, y, cost, a, b
