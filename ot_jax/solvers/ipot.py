@@ -19,8 +19,8 @@ so the state is ``(f, g, g_s_prev)``: the thesis' warm start of ``v`` is the ter
 
 Stopping rule, checked every ``check_every`` steps in one pass over the cost: the
 relative gap between the plan's cost ``<C, P>`` and the dual value of the
-c-transformed potentials (a certified lower bound on the exact value), and the
-L1 row-marginal error (columns are exact after the last sweep); both ``<= tol``.
+c-transformed potentials (a certified lower bound on the exact value). The
+iterate with the smallest gap is returned.
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ def ipot(
       beta: proximal step, > 0, in cost units. Default ``0.01 * max C``. Any beta
         converges to the exact value; ``0.005-0.01 x max C`` is fastest.
       inner_iters: Sinkhorn sweeps per proximal step (``L``; 1 suffices).
-      tol: tolerance on the relative gap ``|<C, P> - lower_bound| / lower_bound``
-        (default 1e-6 in float64, 1e-4 in float32).
+      tol: stop when the relative gap ``|<C, P> - lower_bound| / lower_bound`` is
+        ``<= tol`` (the lower bound is certified; ``<C, P>`` is exact up to the plan's
+        small row-marginal error). Default 1e-6 in float64, 1e-4 in float32. On
+        degenerate LPs the dual bound can stay loose: then the run ends with
+        ``Status.MAX_ITERS`` even when ``cost`` is accurate.
       max_iters: proximal steps cap (static); check_every: steps per check (static).
       stall_checks: stop (``Status.STALLED``) after this many checks without a
         smaller gap once ``beta / t`` is below ``100 x machine-eps x max C`` (the
@@ -155,12 +158,14 @@ def ipot(
         return (best[4] >= stall_checks) & (beta_s / best[2] < precision_floor)
 
     zeros_n, zeros_m = jnp.zeros(n, dtype), jnp.zeros(m, dtype)
-    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), jnp.asarray(jnp.inf, dtype), jnp.asarray(0))
+    inf = jnp.asarray(jnp.inf, dtype)
+    # best = (f, g, t, err of the best iterate, checks since it)
+    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), inf, jnp.asarray(0))
     state0 = (zeros_n, zeros_m, jnp.where(b_s > 0, -jnp.log(m), -jnp.inf).astype(dtype), best0)
     loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
                             differentiable=grad_mode == "unroll", dtype=dtype,
                             stalled=lambda state: is_stalled(state[3]))
-    f, g, t_final, best_err, since_best = loop.state[3]
+    f, g, t_final, best_err = loop.state[3][:4]
     stalled = is_stalled(loop.state[3])
     eps_final = beta_s / t_final
     loop = loop._replace(last_error=best_err)
