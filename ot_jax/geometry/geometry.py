@@ -120,19 +120,18 @@ class AbstractGeometry(abc.ABC):
         return jnp.sum(self._row_reduce(fn, (f,), (g,), checkpoint=True)[0])
 
     def primal_dual_stats(self, f, g, eps):
-        """One pass over the rows for the IPOT/Sinkhorn stopping rule.
+        """One pass over the rows for the IPOT stopping rule.
 
-        Returns ``(cost, row_mass [n], f_ctrans [n])``: ``<C, P>``, the row sums
-        of ``P``, and the c-transform ``min_j (C_ij - g_j)``, which makes
-        ``(f_ctrans, g)`` a feasible dual pair of the exact LP.
+        Returns ``(cost_rows [n], row_mass [n], f_ctrans [n])``: the row sums of
+        ``P * C`` and of ``P``, and the c-transform ``min_j (C_ij - g_j)``, which
+        makes ``(f_ctrans, g)`` a feasible dual pair of the exact LP.
         """
 
         def fn(c, fi, gj):
             p = jnp.exp((fi[:, None] + gj[None, :] - c) / eps)
             return jnp.sum(p * c, axis=1), jnp.sum(p, axis=1), jnp.min(c - gj[None, :], axis=1)
 
-        cost_rows, row_mass, f_ctrans = self._row_reduce(fn, (f,), (g,))
-        return jnp.sum(cost_rows), row_mass, f_ctrans
+        return self._row_reduce(fn, (f,), (g,))
 
     def c_transform(self, g: jax.Array) -> jax.Array:
         """``min_j (C_ij - g_j)``: ``g: [m]`` -> ``[n]``."""
