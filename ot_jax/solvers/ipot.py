@@ -70,7 +70,6 @@ def ipot(
     tol: float | None = None,
     max_iters: int = 10000,
     check_every: int = 10,
-    stall_checks: int = 30,
     keep_best: bool = True,
     grad_mode: Literal["envelope", "unroll"] = "envelope",
     throw: bool = False,
@@ -85,13 +84,14 @@ def ipot(
       inner_iters: Sinkhorn sweeps per proximal step (``L``; 1 suffices).
       tol: stop when the relative gap ``|<C, P> - lower_bound| / lower_bound`` is
         ``<= tol`` for the plan and for its row-rescaled version (the lower bound is
-        certified; the two plans have exact columns and exact rows respectively). Default 1e-6 in float64, 1e-4 in float32. On
+        certified; the two plans have exact columns and exact rows respectively). Default 1e-6 in float64, 1e-3 in float32 (1e-4 is often reachable in float32; pass it). On
         degenerate LPs the dual bound can stay loose: then the run ends with
         ``Status.MAX_ITERS`` even when ``cost`` is accurate.
       max_iters: proximal steps cap (static); check_every: steps per check (static).
-      stall_checks: stop (``Status.STALLED``) after this many checks without a
-        smaller gap once ``beta / t`` is below ``100 x machine-eps x max C`` (the
-        float32 precision limit), and in any case ten times below it.
+      (The run also stops, with ``Status.STALLED``, once ``beta / t`` falls below
+      ``300 x machine-eps x max C``: past it float32 plans are noise at the 1e-4
+      level and the gap can pass by luck. That is ``t = 280`` at the default beta
+      in float32; in float64 it is never reached in practice.)
       keep_best: return the checked iterate with the smallest error (default), or
         the last one (e.g. to trace convergence with ``tol=0``).
       grad_mode: ``"envelope"`` (default; ``d cost/dC = P``, ``d/da = f``, ``d/db = g``,
@@ -108,8 +108,9 @@ def ipot(
     >>> import jax, ot_jax
     >>> x = jax.random.uniform(jax.random.PRNGKey(0), (64, 2))
     >>> y = jax.random.uniform(jax.random.PRNGKey(1), (48, 2))
-    >>> out = ot_jax.ipot(ot_jax.PointCloud(x, y))
-    >>> bool(out.converged), bool(abs(out.cost - out.lower_bound) <= 1e-4 * out.lower_bound)
+    >>> geom = ot_jax.PointCloud(x, y)
+    >>> out, exact = ot_jax.ipot(geom, tol=1e-3), ot_jax.emd(geom)
+    >>> bool(out.converged), bool(abs(out.cost - exact.cost) < 1e-3 * exact.cost)
     (True, True)
     """
     solver = "ipot"
@@ -126,7 +127,7 @@ def ipot(
         invalid = invalid | check_positive(beta, "beta", solver)
     beta = jnp.asarray(beta, dtype)
     if tol is None:
-        tol = 1e-4 if jnp.finfo(dtype).bits <= 32 else 1e-6
+        tol = 1e-3 if jnp.finfo(dtype).bits <= 32 else 1e-6
 
     if grad_mode == "envelope":
         a_s, b_s, geom_s, beta_s = jax.lax.stop_gradient((a, b, geom, beta))
@@ -165,22 +166,20 @@ def ipot(
             # ~t * 6e-8 * max C / beta of accuracy, so late iterates can drift.
             better = (err < best[3]) | ~keep_best
             pick = lambda new, old: jnp.where(better, new, old)
-            best = (pick(f, best[0]), pick(g, best[1]), pick(t1, best[2]), pick(err, best[3]),
-                    jnp.where(better, 0, best[4] + 1), t1)
+            best = (pick(f, best[0]), pick(g, best[1]), pick(t1, best[2]), pick(err, best[3]), t1)
         return (big_f, big_g, log_v, best), err
 
-    # Stalling is only declared once the plan temperature beta / t is near the dtype's
-    # resolution of the cost (float32: ~1e-5 x max C); in float64 it never triggers early.
-    precision_floor = 100.0 * jnp.finfo(dtype).eps * max_cost
+    # Past this plan temperature beta / t the dtype cannot resolve the plan's exponents
+    # (float32: ~4e-5 x max C); in float64 it is never reached in practice.
+    precision_floor = 300.0 * jnp.finfo(dtype).eps * max_cost
 
     def is_stalled(best):
-        temperature = beta_s / best[5]
-        return ((best[4] >= stall_checks) & (temperature < precision_floor)) | (temperature < 0.1 * precision_floor)
+        return beta_s / best[4] < precision_floor
 
     zeros_n, zeros_m = jnp.zeros(n, dtype), jnp.zeros(m, dtype)
     inf = jnp.asarray(jnp.inf, dtype)
-    # best = (f, g, t, error of the best iterate, checks since it, current t)
-    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), inf, jnp.asarray(0), jnp.ones((), dtype))
+    # best = (f, g, t, error of the best iterate, current t)
+    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), inf, jnp.ones((), dtype))
     state0 = (zeros_n, zeros_m, jnp.where(b_s > 0, -jnp.log(m), -jnp.inf).astype(dtype), best0)
     loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
                             differentiable=grad_mode == "unroll", dtype=dtype,

@@ -33,14 +33,14 @@ class Status(enum.IntEnum):
     """Inputs failed validation inside a trace (negative or non-finite weights,
     unequal mass, non-finite costs, epsilon/beta <= 0)."""
     STALLED = 4
-    """The stopping-rule value stopped improving before reaching ``tol`` (the
-    precision limit of the dtype); the best iterate seen is returned."""
+    """IPOT reached the precision limit of the dtype (plan temperature below
+    ~300 machine-eps x max C) before ``tol``; the best iterate seen is returned."""
 
 
 _MESSAGES = {
     Status.MAX_ITERS: "did not converge within max_iters (raise max_iters, loosen tol, or change epsilon/beta)",
     Status.NON_FINITE: "a NaN or inf appeared in the iterates (use the log-domain mode, or check the inputs)",
-    Status.STALLED: "stalled before reaching tol (float32 precision limit: use float64, a larger beta, "
+    Status.STALLED: "reached the float32 precision limit before tol (use float64, a larger beta, "
     "or a looser tol); the best iterate is returned",
     Status.INVALID_INPUT: "invalid input: weights must be finite, >= 0 and of equal total mass, costs finite, "
     "and epsilon/beta > 0",

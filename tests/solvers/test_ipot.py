@@ -19,12 +19,12 @@ def problem200():
 
 
 @pytest.mark.parametrize("rel_beta", [0.01, 0.1, 1.0])
-@pytest.mark.parametrize("dtype,target", [(jnp.float64, 1e-5), (jnp.float32, 1e-4)])
-def test_ipot_reaches_lp_value(problem200, rel_beta, dtype, target):
-    """Default tolerances (gap 1e-6 in float64, 1e-4 in float32) meet the issue's targets."""
+@pytest.mark.parametrize("dtype,target,tol", [(jnp.float64, 1e-5, None), (jnp.float32, 1e-4, 1e-4)])
+def test_ipot_reaches_lp_value(problem200, rel_beta, dtype, target, tol):
+    """float64 at the default tolerance (gap 1e-6), float32 at tol=1e-4, meet the issue's targets."""
     cost, ref = problem200
     beta = rel_beta * cost.max()
-    solve = jax.jit(lambda c: ot_jax.ipot(c, beta=beta, max_iters=100000))
+    solve = jax.jit(lambda c: ot_jax.ipot(c, beta=beta, tol=tol, max_iters=100000))
     out = solve(jnp.asarray(cost, dtype))
     assert out.cost.dtype == dtype
     rel = abs(float(out.cost) - ref) / ref

@@ -1,0 +1,67 @@
+"""Regenerate the thesis-figure reproductions into docs/figures/.
+
+Runs each experiment through the real entry point,
+``python -m train experiment=<name> hydra.run.dir=<tmpdir>/<name>``, and copies its
+PNG to ``docs/figures/``:
+
+    ipot_convergence -> fig2_2_ipot_convergence.png   (thesis Fig. 2.2)
+    ipot_scaling     -> fig2_3_ipot_scaling.png       (thesis Fig. 2.3)
+    ipot_plans       -> fig2_4_ipot_plans.png         (thesis Fig. 2.4)
+
+Usage: ``python scripts/make_figures.py [--only NAME ...] [--keep]`` (``--keep``: leave
+the run directories, with metrics.json and the resolved configs, and print where).
+Timings in Fig. 2.3 are wall-clock: run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = {
+    "ipot_convergence": "fig2_2_ipot_convergence.png",
+    "ipot_scaling": "fig2_3_ipot_scaling.png",
+    "ipot_plans": "fig2_4_ipot_plans.png",
+}
+
+
+def make(name: str, run_root: Path, out_dir: Path) -> Path:
+    """Run experiment ``name`` into ``run_root/name`` and copy its PNG to ``out_dir``; returns the copy."""
+    run_dir = run_root / name
+    cmd = [sys.executable, "-m", "train", f"experiment={name}", f"hydra.run.dir={run_dir}"]
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    target = out_dir / FIGURES[name]
+    shutil.copyfile(run_dir / f"{name}.png", target)
+    print(f"-> {target.relative_to(ROOT)}  ({time.perf_counter() - start:.1f} s)\n", flush=True)
+    return target
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(FIGURES), help="experiment(s) to run")
+    parser.add_argument("--keep", action="store_true", help="keep the run directories")
+    args = parser.parse_args(argv)
+    out_dir = ROOT / "docs" / "figures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_root = Path(tempfile.mkdtemp(prefix="ot_jax_figures_"))
+    try:
+        for name in args.only or FIGURES:
+            make(name, run_root, out_dir)
+    finally:
+        if args.keep:
+            print(f"run directories kept in {run_root}")
+        else:
+            shutil.rmtree(run_root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The Hydra app and the thesis-figure experiments, at tiny sizes (< 1 min in all).
+
+Every ``conf/experiment/*.yaml`` is composed and run in-process into ``tmp_path``;
+one test runs the real entry point ``python -m train`` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+import train.config  # noqa: F401  (registers the schemas)
+from train.runner import run_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+# Overrides that make each experiment run in a few seconds.
+TINY = {
+    "ipot_convergence": ["experiment.n_points=30", "experiment.n_iters=300", "experiment.relative_betas=[0.1]",
+                         "experiment.inner_iters=[1,5]", "experiment.relative_epsilons=[1e-2]",
+                         "experiment.check_points=[50]"],
+    "ipot_scaling": ["experiment.sizes=[32,64]", "experiment.repeats=1", "experiment.relative_betas=[0.01]",
+                     "experiment.tols=[1e-4,1e-5]", "experiment.relative_epsilons=[1e-2]",
+                     "experiment.sinkhorn_tols=[1e-4]", "experiment.max_iters=1000", "experiment.timing_calls=1"],
+    "ipot_plans": ["experiment.n_points=24", "experiment.relative_epsilons=[0.1,0.01]", "experiment.sinkhorn_tol=1e-6",
+                   "experiment.sinkhorn_max_iters=5000", "experiment.ipot_iters=[5,100]"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_hydra():
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_every_experiment_has_tiny_overrides():
+    assert EXPERIMENTS, "no conf/experiment/*.yaml found"
+    assert set(EXPERIMENTS) <= set(TINY), f"add tiny overrides for {sorted(set(EXPERIMENTS) - set(TINY))}"
+
+
+def test_default_experiment_is_ipot_convergence():
+    cfg = _compose([])
+    assert cfg.experiment._target_ == "train.experiments.ipot_convergence.run"
+    assert cfg.x64 is True and cfg.seed == 0
+
+
+def test_run_and_sweep_dirs_are_named_after_the_experiment():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=ipot_plans"], return_hydra_config=True)
+    # The sweep dir is resolved by the launcher before HydraConfig exists: it must not need it.
+    assert OmegaConf.select(cfg, "hydra.sweep.dir").startswith("multirun/ipot_plans/")
+    assert OmegaConf.to_container(cfg.hydra.run)["dir"].startswith("outputs/${hydra:runtime.choices.experiment}/")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_and_runs(name, tmp_path):
+    cfg = _compose([f"experiment={name}", *TINY[name]])
+    metrics = run_config(cfg, str(tmp_path))
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["experiment"] == name == metrics["experiment"]
+
+    if name == "ipot_convergence":
+        methods = on_disk["methods"]
+        ipot1 = methods["ipot[beta=0.1,L=1]"]
+        assert ipot1["iterations"] == 300
+        assert ipot1["rel_error"] < 1e-3, ipot1
+        # Sinkhorn at eps = 0.01 max C keeps its entropic bias; IPOT does not.
+        assert methods["sinkhorn[eps=0.01]"]["rel_error"] > 10 * ipot1["rel_error"]
+        # ot_jax.ipot and the experiment's Algorithm-1 trace agree at the check points.
+        assert on_disk["max_rel_diff_library_vs_trace"] < 1e-8
+    elif name == "ipot_scaling":
+        ipot = on_disk["results"]["ipot[beta=0.01]"]["per_n"]
+        assert all(ipot[str(n)]["reached"] == 1 for n in (32, 64)), ipot
+        assert all(ipot[str(n)]["compile_time"] > 0 for n in (32, 64))
+    elif name == "ipot_plans":
+        sinkhorn, ipot = on_disk["panels"][:2], on_disk["panels"][2:]
+        assert all(p["converged"] for p in sinkhorn)
+        assert [p["iterations"] for p in ipot] == [5, 100]
+        assert ipot[1]["rel_error"] < ipot[0]["rel_error"]
+        assert ipot[1]["outside_widened"] < ipot[0]["outside_widened"]
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["experiment.n_ponts=5"], "n_ponts"),
+    (["x46=false"], "x46"),
+    (["experiment=ipot_scaling", "experiment.repeets=2"], "repeets"),
+])
+def test_misspelt_key_is_rejected_by_name(overrides, key):
+    with pytest.raises(ConfigCompositionException, match=key) as info:
+        _compose(overrides)
+    assert key in str(info.value)
+
+
+def test_forced_unknown_key_fails_at_the_call(tmp_path):
+    # "+key=value" opens the struct on purpose; the experiment's keyword-only signature still refuses it.
+    cfg = _compose(["+experiment.n_ponts=5"])
+    with pytest.raises(Exception, match="n_ponts"):
+        run_config(cfg, str(tmp_path))
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_entry_point_subprocess(tmp_path):
+    run_dir, cwd = tmp_path / "run", tmp_path / "cwd"
+    cwd.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "train", "experiment=ipot_convergence", *TINY["ipot_convergence"],
+           "experiment.inner_iters=[1]", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rel error" in proc.stdout and "IPOT" in proc.stdout
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "ipot_convergence.png").exists()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["methods"]["ipot[beta=0.1,L=1]"]["rel_error"] < 1e-3
+    assert list(cwd.iterdir()) == [], "the app wrote into the working directory"
+
+    bad = subprocess.run([sys.executable, "-m", "train", "experiment.n_ponts=5", f"hydra.run.dir={run_dir}_bad"],
+                         cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "n_ponts" in bad.stderr

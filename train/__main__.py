@@ -1,0 +1,27 @@
+"""Hydra entry point: ``python -m train [experiment=<name>] [overrides]``.
+
+Experiments live in ``conf/experiment`` (schemas in :mod:`train.config`); outputs go to
+``outputs/<experiment>/<date_time>/`` (multirun: ``multirun/...``): the resolved config
+in ``.hydra/``, ``metrics.json`` and the experiment's figure. Nothing is written to
+the working directory.
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import train.config  # noqa: F401  (registers the structured schemas)
+from train.runner import run_config
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    output_dir = HydraConfig.get().runtime.output_dir
+    run_config(cfg, output_dir)
+    print(f"outputs: {output_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Problems shared by the IPOT experiments (thesis section 2.4).
+
+* :func:`histograms_1d`: two smooth 1-D densities on a regular grid of ``[0, 1]``
+  (figures 2.2 and 2.4): a two-bump Gaussian mixture and a single skewed bump.
+* :func:`uniform_clouds`: two clouds of uniform points in ``[0, 1]^d`` with the
+  squared Euclidean cost divided by its max (figure 2.3).
+
+Everything is NumPy float64; callers cast to the dtype they time or solve in.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Histograms1D", "histograms_1d", "uniform_clouds"]
+
+
+class Histograms1D(NamedTuple):
+    """A 1-D OT problem on one grid: ``x: [n]``, ``a: [n]``, ``b: [n]``, ``cost: [n, n]``."""
+
+    x: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    cost: np.ndarray
+
+
+def _normalise(w: np.ndarray, floor: float) -> np.ndarray:
+    w = w / w.max() + floor  # a small floor keeps every weight > 0 (no empty bins)
+    return w / w.sum()
+
+
+def histograms_1d(n: int = 100, floor: float = 1e-3) -> Histograms1D:
+    """Two smooth histograms on ``x = linspace(0, 1, n)`` and ``C_ij = |x_i - x_j|^2``.
+
+    ``a``: mixture ``0.55 N(0.22, 0.07^2) + 0.45 N(0.62, 0.09^2)`` (two bumps);
+    ``b``: skewed single bump ``x^5 (1 - x)^1.5`` (a Beta(6, 2.5) shape, mode ~0.77).
+    Both are positive (``floor`` x their max is added) and sum to 1. ``max C = 1``.
+
+    Returns: :class:`Histograms1D` with ``x, a, b: [n]``, ``cost: [n, n]``.
+    """
+    if n < 2:
+        raise ValueError(f"histograms_1d needs n >= 2, got {n}")
+    x = np.linspace(0.0, 1.0, n)
+    gauss = lambda mu, s: np.exp(-0.5 * ((x - mu) / s) ** 2)
+    a = _normalise(0.55 * gauss(0.22, 0.07) + 0.45 * gauss(0.62, 0.09), floor)
+    b = _normalise(x**5 * (1.0 - x) ** 1.5, floor)
+    cost = (x[:, None] - x[None, :]) ** 2
+    return Histograms1D(x, a, b, cost)
+
+
+def uniform_clouds(rng: np.random.Generator, n: int, d: int = 16):
+    """``x, y: [n, d]`` uniform in ``[0, 1]^d``; ``cost: [n, n]`` squared Euclidean / its max.
+
+    Returns ``(x, y, cost)``; the weights are uniform (``1/n``), left to the solvers.
+    """
+    x, y = rng.uniform(size=(n, d)), rng.uniform(size=(n, d))
+    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    return x, y, cost / cost.max()
