@@ -16,12 +16,10 @@ import math
 import os
 import time
 
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-import ot_jax
-from train.experiments.problems import histograms_1d
+from train.experiments.problems import histograms_1d_with_lp
 from train.experiments.report import format_table
 from train.experiments.traces import ipot_cost_at, ipot_trace, sinkhorn_trace
 
@@ -81,10 +79,7 @@ def run(*, n_points: int, n_iters: int, relative_betas, inner_iters, relative_ep
     """
     del seed  # the problem is deterministic
     start = time.perf_counter()
-    prob = histograms_1d(n_points)
-    cost, a, b = jnp.asarray(prob.cost), jnp.asarray(prob.a), jnp.asarray(prob.b)
-    max_cost = float(jnp.max(cost))
-    lp = ot_jax.emd(cost, a, b)
+    prob, cost, a, b, max_cost, lp = histograms_1d_with_lp(n_points)
     w_lp = float(lp.cost)
     betas = [float(rb) for rb in relative_betas]
     inner_iters = [int(L) for L in inner_iters]

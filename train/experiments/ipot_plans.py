@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import time
 
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 import ot_jax
-from train.experiments.problems import histograms_1d
+from train.experiments.problems import histograms_1d_with_lp
 from train.experiments.report import format_table
 
 __all__ = ["run", "mass_outside"]
@@ -60,10 +59,7 @@ def run(*, n_points: int, relative_epsilons, sinkhorn_tol: float, sinkhorn_max_i
     """Solve, draw ``ipot_plans.png``, print one line per panel, return the metrics."""
     del seed  # the problem is deterministic
     start = time.perf_counter()
-    prob = histograms_1d(n_points)
-    cost, a, b = jnp.asarray(prob.cost), jnp.asarray(prob.a), jnp.asarray(prob.b)
-    max_cost = float(jnp.max(cost))
-    lp = ot_jax.emd(cost, a, b)
+    prob, cost, a, b, max_cost, lp = histograms_1d_with_lp(n_points)
     w_lp, lp_plan = float(lp.cost), np.asarray(lp.plan)
     support = lp_plan > support_threshold * lp_plan.max()
 
@@ -77,7 +73,7 @@ def run(*, n_points: int, relative_epsilons, sinkhorn_tol: float, sinkhorn_max_i
     for t in ipot_iters:
         # tol=0 with a single check at t: exactly t steps, and the plan returned is P(t).
         out = ot_jax.ipot(cost, a, b, beta=float(relative_beta) * max_cost, inner_iters=1, tol=0.0,
-                          max_iters=int(t), check_every=int(t))
+                          max_iters=int(t), check_every=int(t), keep_best=False)
         panels.append(dict(solver="ipot", label=f"IPOT, β = {float(relative_beta):g}·max C, t = {int(t)}",
                            relative_beta=float(relative_beta), iterations=int(out.n_iters), converged=None,
                            plan=np.asarray(out.plan), cost=float(out.cost)))

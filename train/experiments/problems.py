@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Histograms1D", "histograms_1d", "uniform_clouds"]
+__all__ = ["Histograms1D", "histograms_1d", "histograms_1d_with_lp", "uniform_clouds"]
 
 
 class Histograms1D(NamedTuple):
@@ -48,6 +48,20 @@ def histograms_1d(n: int = 100, floor: float = 1e-3) -> Histograms1D:
     b = _normalise(x**5 * (1.0 - x) ** 1.5, floor)
     cost = (x[:, None] - x[None, :]) ** 2
     return Histograms1D(x, a, b, cost)
+
+
+def histograms_1d_with_lp(n: int):
+    """:func:`histograms_1d` as JAX arrays with its exact solution.
+
+    Returns ``(prob, cost [n, n], a [n], b [n], max_cost, lp)`` with ``lp = ot_jax.emd(cost, a, b)``.
+    """
+    import jax.numpy as jnp
+
+    import ot_jax
+
+    prob = histograms_1d(n)
+    cost, a, b = jnp.asarray(prob.cost), jnp.asarray(prob.a), jnp.asarray(prob.b)
+    return prob, cost, a, b, float(jnp.max(cost)), ot_jax.emd(cost, a, b)
 
 
 def uniform_clouds(rng: np.random.Generator, n: int, d: int = 16):

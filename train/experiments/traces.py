@@ -62,12 +62,12 @@ def ipot_trace(cost, a, b, beta, inner_iters, *, n_iters: int):
 def ipot_cost_at(cost, a, b, beta, *, inner_iters: int, n_iters: int):
     """``<C, P(n_iters)>`` from ``ot_jax.ipot`` (scalar).
 
-    ``tol=0`` and ``check_every=n_iters`` give exactly ``n_iters`` steps and one check,
-    so the returned iterate is the last one (with more checks ``ot_jax.ipot`` returns
-    the iterate of smallest primal-dual gap instead). ``cost: [n, m]``, ``a: [n]``, ``b: [m]``.
+    ``tol=0``, ``check_every=n_iters`` and ``keep_best=False`` give exactly ``n_iters``
+    steps and return the last iterate (by default ``ot_jax.ipot`` returns the checked
+    iterate of smallest primal-dual gap). ``cost: [n, m]``, ``a: [n]``, ``b: [m]``.
     """
     out = ot_jax.ipot(cost, a, b, beta=beta, inner_iters=inner_iters, tol=0.0,
-                      max_iters=n_iters, check_every=n_iters)
+                      max_iters=n_iters, check_every=n_iters, keep_best=False)
     return out.cost
 
 
