@@ -245,20 +245,27 @@ class PointCloud(AbstractGeometry):
         return max(1, _BLOCK_ELEMENTS // max(other_len, 1))
 
     def _reduce(self, fn, pts, other_pts, own_args, other_args, checkpoint, transpose):
+        """Apply ``fn`` to ``[k, len(other_pts)]`` cost blocks of ``k`` points of ``pts`` at a time."""
         cost_fn = self.cost_fn
+        n = pts.shape[0]
+        k = min(self._block(other_pts.shape[0]), n)
+        n_blocks = -(-n // k)
+        pad = n_blocks * k - n
 
-        def block(carry):
-            p, *own = carry
-            c = cost_fn.pairwise(p[None, :], other_pts)[0] if not transpose else cost_fn.pairwise(other_pts, p[None, :])[:, 0]
-            out = fn(c[None, :], *[o[None] for o in own], *other_args)
-            return tuple(o[0] for o in out)
+        def blocks(v):  # [n, ...] -> [n_blocks, k, ...], padded by repeating the last row
+            v = jnp.concatenate([v, jnp.repeat(v[-1:], pad, axis=0)]) if pad else v
+            return v.reshape((n_blocks, k) + v.shape[1:])
 
-        # lax.map vmaps `block` over chunks of `batch_size` rows: a [k, m] block at a time.
+        def block(args):
+            p, *own = args
+            c = cost_fn.pairwise(other_pts, p).T if transpose else cost_fn.pairwise(p, other_pts)
+            return fn(c, *own, *other_args)
+
         body = jax.checkpoint(block) if checkpoint else block
-        k = self._block(other_pts.shape[0])
-        if k >= pts.shape[0]:
-            return jax.vmap(body)((pts, *own_args))
-        return jax.lax.map(body, (pts, *own_args), batch_size=k)
+        if n_blocks == 1:
+            return body((pts, *own_args))
+        out = jax.lax.map(body, tuple(blocks(v) for v in (pts, *own_args)))
+        return tuple(o.reshape((n_blocks * k,) + o.shape[2:])[:n] for o in out)
 
     def _row_reduce(self, fn, row_args, col_args, checkpoint=False):
         return self._reduce(fn, self.x, self.y, row_args, col_args, checkpoint, transpose=False)
