@@ -55,7 +55,7 @@ CELLS = [
         import numpy as np
 
         # float64 so that the comparison with the LP value is meaningful to ~1e-6.
-        # Without this line everything runs in float32 (IPOT's default tol is then 1e-4).
+        # Without this line everything runs in float32 (IPOT's default tol is then 1e-3).
         jax.config.update("jax_enable_x64", True)
 
         import ot_jax
