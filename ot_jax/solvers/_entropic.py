@@ -28,6 +28,18 @@ def dual_lower_bound(geom, a, b, g) -> jax.Array:
     return masked_dot(a, f_ctrans) + masked_dot(b, g)
 
 
+def _dual_objective(geom, a, b, phi, psi, eps) -> jax.Array:
+    """Entropic dual ``<a, phi> + <b, psi> - eps (sum_ij a_i b_j e^{(phi_i + psi_j - C_ij)/eps} - |a||b|)``.
+
+    Its value at the optimum is ``<C, P> + eps KL(P | a b^T)``; with ``phi, psi``
+    held fixed its gradient in ``(C, a, b, eps)`` is the exact one (Danskin).
+    """
+    f_full = jnp.where(a > 0, phi + eps * safe_log(a), -jnp.inf)
+    g_full = jnp.where(b > 0, psi + eps * safe_log(b), -jnp.inf)
+    mass = jnp.sum(jnp.exp(f_full / eps + geom.lse(g_full, eps, axis=1)))
+    return jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+
+
 def check_grad_mode(grad_mode: str, solver: str):
     if grad_mode not in GRAD_MODES:
         raise ValueError(f"{solver}: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
@@ -43,30 +55,16 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
     """
     if grad_mode == "envelope":
         f, g = jax.lax.stop_gradient((f, g))
-        eps_plan = jax.lax.stop_gradient(eps) if not regularised else eps
-        phi = jnp.where(a > 0, f - eps_plan * safe_log(jax.lax.stop_gradient(a)), 0.0)
-        psi = jnp.where(b > 0, g - eps_plan * safe_log(jax.lax.stop_gradient(b)), 0.0)
-        phi, psi = jax.lax.stop_gradient((phi, psi))
-        a_shift = a - jax.lax.stop_gradient(a)
-        b_shift = b - jax.lax.stop_gradient(b)
-        cost = geom.transport_cost(f, g, jax.lax.stop_gradient(eps)) + jnp.sum(a_shift * phi) + jnp.sum(b_shift * psi)
-        if regularised:
-            # Dual objective D(phi, psi; C, a, b, eps) at fixed potentials: Danskin's theorem.
-            f_full = jnp.where(a > 0, phi + eps * safe_log(a), -jnp.inf)
-            g_full = jnp.where(b > 0, psi + eps * safe_log(b), -jnp.inf)
-            mass = jnp.sum(jnp.exp(f_full / eps + geom.lse(g_full, eps, axis=1)))
-            reg_cost = jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
-        else:
-            reg_cost = cost
+        a_s, b_s, eps_s = jax.lax.stop_gradient((a, b, eps))
+        # Potentials relative to a b^T: phi = f - eps log a (0 where a = 0), held fixed.
+        phi = jnp.where(a > 0, f - eps_s * safe_log(a_s), 0.0)
+        psi = jnp.where(b > 0, g - eps_s * safe_log(b_s), 0.0)
+        cost = geom.transport_cost(f, g, eps_s) + jnp.sum((a - a_s) * phi) + jnp.sum((b - b_s) * psi)
     else:
+        phi = jnp.where(a > 0, f - eps * safe_log(a), 0.0)
+        psi = jnp.where(b > 0, g - eps * safe_log(b), 0.0)
         cost = geom.transport_cost(f, g, eps, plan_gradient=True)
-        if regularised:
-            p_log = lambda pot, w: jnp.where(w > 0, pot - eps * safe_log(w), 0.0)
-            phi, psi = p_log(f, a), p_log(g, b)
-            mass = jnp.sum(jnp.exp(f / eps + geom.lse(g, eps, axis=1)))
-            reg_cost = jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
-        else:
-            reg_cost = cost
+    reg_cost = _dual_objective(geom, a, b, phi, psi, eps) if regularised else cost
 
     lower = jax.lax.stop_gradient(dual_lower_bound(geom, a, b, g))
     last = loop.last_error

@@ -1,21 +1,20 @@
 """IPOT: inexact proximal point OT (Xie et al.; thesis Algorithm 1), log-domain.
 
 The thesis iterates ``P(t+1) = argmin_{P in Pi(a, b)} <C, P> + beta KL(P | P(t))``
-with ``L`` Sinkhorn sweeps on ``Q = exp(-C/beta) * P(t)``. After ``t`` steps
-``P(t) = exp((F + G - t C) / beta)``; we store it as ``exp((f + g - C) / eps_t)``
-with ``eps_t = beta / t`` and ``f = F / t``, ``g = G / t``, so the potentials keep
-the scale of the cost and float32 neither underflows nor drifts as ``t`` grows.
+with ``L`` Sinkhorn sweeps on ``Q = exp(-C/beta) * P(t)``, warm-starting each
+sweep from the previous step's ``v``. After ``t`` steps
+``P(t) = exp((F + G - t C) / beta)`` with accumulated potentials
+``F = beta sum_s log u_s`` and ``G = beta sum_s log v_s``. We keep exactly that
+state, ``(F, G, log v)``, and run every kernel operation as a log-sum-exp at the
+temperature ``eps = beta / (t + 1)`` of ``Q``:
 
-In these variables one outer step ``t -> t + 1`` is (derivation in the README's
-"IPOT in the log domain"):
+    log u = log a - F / beta - LSE_j(((G_j + beta log v_j) / (t + 1) - C_ij) / eps)
+    log v = log b - G / beta - LSE_i(((F_i + beta log u_i) / (t + 1) - C_ij) / eps)   (L times)
+    F += beta log u;  G += beta log v;  F -= c, G += c (recentring; P unchanged)
 
-    eps   = beta / (t + 1),  s = t / (t + 1)
-    h     = s (2 g - g_s_prev)        # g s + eps log v: the warm-started v is kept
-    repeat L:  f = eps log a - eps LSE_j((h_j - C_ij)/eps);  h = eps log b - eps LSE_i((f_i - C_ij)/eps)
-    g     = h,  g_s_prev = s g_old
-
-so the state is ``(f, g, g_s_prev)``: the thesis' warm start of ``v`` is the term
-``s (g - g_s_prev)``; dropping it (``h = s g``) makes the iteration stall.
+so nothing underflows, and the recentring keeps float32 from drifting. The warm
+start (``log v`` carried over) is what makes the iteration converge; resetting it
+stalls (tested against the thesis' scaling form).
 
 Stopping rule, checked every ``check_every`` steps in one pass over the cost: the
 relative gap between the dual value of the c-transformed potentials (a certified
@@ -136,7 +135,7 @@ def ipot(
     log_a, log_b = _entropic.safe_log(a_s), _entropic.safe_log(b_s)
     mass = jnp.sum(a_s)
     # Relative errors are measured against max(|lower bound|, floor) so that W = 0 stays well posed.
-    floor = jnp.finfo(dtype).eps * jnp.maximum(max_cost, jnp.finfo(dtype).tiny) * jnp.sum(a_s)
+    floor = jnp.finfo(dtype).eps * jnp.maximum(max_cost, jnp.finfo(dtype).tiny) * mass
 
     def step(state, it, check):
         big_f, big_g, log_v, best = state
