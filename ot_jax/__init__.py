@@ -18,6 +18,9 @@ from ot_jax.geometry import (
     SqEuclidean,
 )
 from ot_jax.solvers import EntropicResult, ExactResult, Status, emd, ipot, sinkhorn
+from ot_jax.solvers import AssignmentResult, assignment
+from ot_jax.sliced import sliced_wasserstein, wasserstein_1d
+from ot_jax.gaussian import gaussian_entropic_plan, gaussian_w2
 
 __version__ = "0.1.0"
 
@@ -36,4 +39,10 @@ __all__ = [
     "EntropicResult",
     "ExactResult",
     "Status",
+    "wasserstein_1d",
+    "sliced_wasserstein",
+    "gaussian_w2",
+    "gaussian_entropic_plan",
+    "assignment",
+    "AssignmentResult",
 ]

@@ -1,9 +1,11 @@
 """Discrete OT solvers: exact LP, Sinkhorn, IPOT; one fixed-point loop; result pytrees."""
 
+from ot_jax.solvers.assignment import AssignmentResult, assignment
 from ot_jax.solvers.exact import emd
 from ot_jax.solvers.ipot import ipot
 from ot_jax.solvers.loop import fixed_point_loop
 from ot_jax.solvers.results import EntropicResult, ExactResult, Status
 from ot_jax.solvers.sinkhorn import sinkhorn
 
-__all__ = ["emd", "sinkhorn", "ipot", "fixed_point_loop", "EntropicResult", "ExactResult", "Status"]
+__all__ = ["emd", "sinkhorn", "ipot", "fixed_point_loop", "EntropicResult", "ExactResult", "Status",
+           "assignment", "AssignmentResult"]

@@ -1,0 +1,303 @@
+"""Exact 1-D optimal transport and (max-)sliced Wasserstein distances.
+
+In one dimension the optimal plan is monotone, so for ``p >= 1``
+``W_p^p(mu, nu) = int_0^M |F^-1(t) - G^-1(t)|^p dt`` where ``F^-1``, ``G^-1`` are
+the quantile functions (step functions) of the two weighted samples and ``M``
+their common mass. Both are constant between the breakpoints ``cumsum(a)`` and
+``cumsum(b)``, so the integral is an exact finite sum over the merged breakpoints.
+One call costs three sorts (``x``, ``y`` and the merged breakpoints); with uniform
+weights the merge does not depend on the data and is done once per call, so the
+sliced distance sorts only the projected points.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ot_jax.solvers.problem import is_concrete
+
+__all__ = ["wasserstein_1d", "sliced_wasserstein"]
+
+
+def _mass_rtol(dtype) -> float:
+    return 1e-5 if jnp.finfo(dtype).bits <= 32 else 1e-9
+
+
+def _points_1d(x, name: str, fn: str) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"{fn}: {name} must be a 1-D array of samples [n], got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{fn}: {name} is empty; need at least one sample")
+    return x
+
+
+def _float_dtype(*xs):
+    dtype = jnp.result_type(*xs)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    return dtype
+
+
+def _check_weights(x, y, a, b, fn: str):
+    """Validate ``a [n]``, ``b [m]`` against the samples; return ``(a, b, invalid)``.
+
+    ``a``/``b`` stay None when uniform (the fast path). Shapes raise always; signs,
+    finiteness and equal mass raise when concrete and give a traced ``invalid`` flag
+    otherwise (the distance is then NaN).
+    """
+    n, m = x.shape[0], y.shape[0]
+    dtype = x.dtype
+    out, invalid = [], jnp.asarray(False)
+    masses = []
+    for name, w, size in (("a", a, n), ("b", b, m)):
+        if w is None:
+            out.append(None)
+            masses.append(jnp.asarray(1.0, dtype))
+            continue
+        w = jnp.asarray(w)
+        if w.ndim != 1 or w.shape[0] != size:
+            pts = "x" if name == "a" else "y"
+            raise ValueError(
+                f"{fn}: weights {name} have shape {tuple(w.shape)} but {pts} has {size} samples; "
+                f"expected {name} of shape ({size},)"
+            )
+        w = w.astype(dtype)
+        mass = jnp.sum(w)
+        bad = jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
+        if is_concrete(w) and bool(bad):
+            w_np = np.asarray(w)
+            if not np.all(np.isfinite(w_np)):
+                raise ValueError(f"{fn}: weights {name} contain NaN or inf")
+            if np.any(w_np < 0):
+                raise ValueError(
+                    f"{fn}: weights {name} are negative at index {int(np.argmin(w_np))} "
+                    f"(value {w_np.min():.3g}); weights must be >= 0"
+                )
+            raise ValueError(f"{fn}: weights {name} have zero total mass")
+        invalid = invalid | bad
+        out.append(w)
+        masses.append(mass)
+    mass_a, mass_b = masses
+    unequal = jnp.abs(mass_a - mass_b) > _mass_rtol(dtype) * jnp.maximum(mass_a, mass_b)
+    if is_concrete(mass_a, mass_b) and bool(unequal):
+        raise ValueError(
+            f"{fn}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
+            "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
+        )
+    return out[0], out[1], invalid | unequal
+
+
+def _check_points_finite(fn: str, **arrays):
+    for name, v in arrays.items():
+        if is_concrete(v) and not bool(jnp.all(jnp.isfinite(v))):
+            raise ValueError(f"{fn}: the points {name} contain NaN or inf")
+
+
+def _check_p(p, fn: str) -> float:
+    try:
+        p = float(p)
+    except TypeError:
+        raise ValueError(f"{fn}: p must be a Python number >= 1 (static), got {type(p).__name__}") from None
+    if not (np.isfinite(p) and p >= 1.0):
+        raise ValueError(f"{fn}: p must be a finite number >= 1, got {p}")
+    return p
+
+
+def _merge(cwa, cwb):
+    """Merge breakpoints ``cwa [n]``, ``cwb [m]`` (each non-decreasing).
+
+    Returns ``(delta [n+m], ia [n+m], ib [n+m])``: interval lengths of the merged
+    grid ``(q_{k-1}, q_k]`` and, for each interval, the index of the sample of x
+    (resp. y) that the quantile function takes there. One stable sort: for the
+    k-th merged breakpoint the number of x-breakpoints before it is exactly the
+    left ``searchsorted`` index wherever the interval has positive length.
+    """
+    n, m = cwa.shape[0], cwb.shape[0]
+    is_a = jnp.concatenate([jnp.ones(n, jnp.int32), jnp.zeros(m, jnp.int32)])
+    qs, is_a = jax.lax.sort((jnp.concatenate([cwa, cwb]), is_a), num_keys=1, is_stable=True)
+    ia = jnp.cumsum(is_a) - is_a
+    ib = jnp.cumsum(1 - is_a) - (1 - is_a)
+    delta = jnp.diff(qs, prepend=jnp.zeros((1,), qs.dtype))
+    return delta, jnp.minimum(ia, n - 1), jnp.minimum(ib, m - 1)
+
+
+def _uniform_cw(n, dtype):
+    return jnp.arange(1, n + 1, dtype=dtype) / n
+
+
+def _cost_sorted(xs, ys, delta, ia, ib, p):
+    """``sum_k delta_k |xs[ia_k] - ys[ib_k]|^p`` for already sorted samples."""
+    return jnp.sum(delta * _pow(jnp.abs(xs[ia] - ys[ib]), p))
+
+
+def _pow(diff, p):
+    if p == 1.0:
+        return diff
+    if p == 2.0:
+        return diff * diff
+    return diff**p
+
+
+def _wpp_uniform(x, y, merged, p):
+    """W_p^p for uniform weights, given the precomputed merge of ``k/n`` and ``l/m``."""
+    return _cost_sorted(jnp.sort(x), jnp.sort(y), *merged, p)
+
+
+def _wpp_weighted(x, y, a, b, p):
+    """W_p^p for general weights (a or b may be None = uniform)."""
+    n, m = x.shape[0], y.shape[0]
+    dtype = x.dtype
+    if a is None:
+        xs, cwa = jnp.sort(x), _uniform_cw(n, dtype)
+    else:
+        xs, a_s = jax.lax.sort((x, a), num_keys=1)
+        cwa = jnp.cumsum(a_s)
+    if b is None:
+        ys, cwb = jnp.sort(y), _uniform_cw(m, dtype)
+    else:
+        ys, b_s = jax.lax.sort((y, b), num_keys=1)
+        cwb = jnp.cumsum(b_s)
+    return _cost_sorted(xs, ys, *_merge(cwa, cwb), p)
+
+
+def _root(s, p):
+    """``s^(1/p)`` with a zero (not NaN) gradient at ``s = 0``."""
+    pos = s > 0
+    return jnp.where(pos, jnp.where(pos, s, 1.0) ** (1.0 / p), 0.0)
+
+
+def wasserstein_1d(x, y, a=None, b=None, *, p: float = 1.0) -> jax.Array:
+    """Exact 1-D Wasserstein distance ``W_p`` between weighted samples (the p-th root taken).
+
+    ``W_p^p = int_0^M |F^-1(t) - G^-1(t)|^p dt`` over the quantile functions, computed
+    exactly on the merged breakpoints of ``cumsum(a)`` and ``cumsum(b)``: O((n+m) log(n+m)).
+    Works under ``jit``, ``vmap`` and ``grad`` (differentiable in x, y, and in a, b
+    through the interval lengths).
+
+    Args:
+      x: ``[n]`` source samples; y: ``[m]`` target samples.
+      a: ``[n]`` source weights (uniform ``1/n`` if None); b: ``[m]`` target weights.
+        Weights must be finite, >= 0 and have equal total mass.
+      p: exponent, a static number >= 1.
+
+    Returns:
+      scalar ``W_p`` (not ``W_p^p``). Inside ``jit``/``vmap`` invalid weights give NaN.
+
+    Raises:
+      ValueError: on empty or non-1-D samples, weight shape mismatch, ``p < 1`` and,
+        for concrete inputs, negative/non-finite weights, unequal masses or non-finite points.
+
+    >>> import jax.numpy as jnp, ot_jax
+    >>> float(ot_jax.wasserstein_1d(jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0, 4.0]), p=1.0))
+    2.5
+    """
+    fn = "wasserstein_1d"
+    p = _check_p(p, fn)
+    x = _points_1d(x, "x", fn)
+    y = _points_1d(y, "y", fn)
+    dtype = _float_dtype(x, y)
+    x, y = x.astype(dtype), y.astype(dtype)
+    _check_points_finite(fn, x=x, y=y)
+    a, b, invalid = _check_weights(x, y, a, b, fn)
+    return _w1d_core(x, y, a, b, invalid, p)
+
+
+@partial(jax.jit, static_argnums=5)
+def _w1d_core(x, y, a, b, invalid, p):
+    return jnp.where(invalid, jnp.nan, _root(_wpp_weighted(x, y, a, b, p), p))
+
+
+def _directions(key, n_projections: int, d: int, dtype) -> jax.Array:
+    theta = jax.random.normal(key, (n_projections, d), dtype=dtype)
+    return theta / jnp.linalg.norm(theta, axis=1, keepdims=True)
+
+
+def sliced_wasserstein(
+    key,
+    x,
+    y,
+    a=None,
+    b=None,
+    *,
+    n_projections: int = 100,
+    p: float = 2.0,
+    max_sliced: bool = False,
+    projections=None,
+) -> jax.Array:
+    """Monte-Carlo sliced Wasserstein distance ``(mean_theta W_p^p(theta#mu, theta#nu))^(1/p)``.
+
+    Draws ``n_projections`` directions uniformly on the unit sphere with ``key``,
+    projects both point clouds on them and solves each 1-D problem exactly
+    (:func:`wasserstein_1d`'s quantile code, vectorised over directions). Cost
+    ``O(k (n log n + m log m))`` for k directions with uniform weights; 10^6 points
+    and 100 directions run on a CPU. Differentiable in x, y (and a, b).
+
+    Args:
+      key: ``jax.random`` key for the directions (ignored when ``projections`` is given).
+      x: ``[n, d]`` source points; y: ``[m, d]`` target points.
+      a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights (equal mass).
+      n_projections: number of random directions k (static, >= 1).
+      p: exponent, a static number >= 1.
+      max_sliced: return ``max_theta W_p`` over the drawn directions instead of the mean.
+      projections: optional ``[k, d]`` directions to use instead of random ones (each
+        row is used as given; normalise them for the usual definition).
+
+    Returns:
+      scalar estimate. Inside ``jit``/``vmap`` invalid weights give NaN.
+
+    >>> import jax, ot_jax
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (500, 3))
+    >>> sw = ot_jax.sliced_wasserstein(jax.random.PRNGKey(1), x, x + 1.0, n_projections=50)
+    >>> 0.5 < float(sw) < 1.5
+    True
+    """
+    fn = "sliced_wasserstein"
+    p = _check_p(p, fn)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    for name, v in (("x", x), ("y", y)):
+        if v.ndim != 2:
+            raise ValueError(f"{fn}: {name} must be a 2-D array of points [n, d], got shape {tuple(v.shape)}")
+        if v.shape[0] == 0:
+            raise ValueError(f"{fn}: {name} is empty; need at least one point")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"{fn}: x has dimension d = {x.shape[1]} but y has d = {y.shape[1]}; they must match")
+    d = x.shape[1]
+    dtype = _float_dtype(x, y)
+    x, y = x.astype(dtype), y.astype(dtype)
+    _check_points_finite(fn, x=x, y=y)
+    if projections is None:
+        if isinstance(n_projections, bool) or not isinstance(n_projections, (int, np.integer)) or n_projections < 1:
+            raise ValueError(f"{fn}: n_projections must be an integer >= 1, got {n_projections!r}")
+        theta = _directions(key, int(n_projections), d, dtype)
+    else:
+        theta = jnp.asarray(projections, dtype)
+        if theta.ndim != 2 or theta.shape[1] != d or theta.shape[0] == 0:
+            raise ValueError(
+                f"{fn}: projections must have shape [k, {d}] with k >= 1, got {tuple(theta.shape)}"
+            )
+    a, b, invalid = _check_weights(x[:, 0], y[:, 0], a, b, fn)
+    return _sliced_core(theta, x, y, a, b, invalid, p, bool(max_sliced))
+
+
+@partial(jax.jit, static_argnums=(6, 7))
+def _sliced_core(theta, x, y, a, b, invalid, p, max_sliced):
+    dtype = x.dtype
+    xp = theta @ x.T  # [k, n]
+    yp = theta @ y.T  # [k, m]
+    n, m = x.shape[0], y.shape[0]
+    if a is None and b is None and n == m:
+        # equal uniform weights: the quantile functions share their breakpoints k/n
+        terms = lambda u, v: jnp.mean(_pow(jnp.abs(jnp.sort(u) - jnp.sort(v)), p))  # noqa: E731
+        wpp = jax.vmap(terms)(xp, yp)
+    elif a is None and b is None:
+        merged = _merge(_uniform_cw(n, dtype), _uniform_cw(m, dtype))
+        wpp = jax.vmap(lambda u, v: _wpp_uniform(u, v, merged, p))(xp, yp)
+    else:
+        wpp = jax.vmap(lambda u, v: _wpp_weighted(u, v, a, b, p))(xp, yp)
+    out = jnp.max(wpp) if max_sliced else jnp.mean(wpp)
+    return jnp.where(invalid, jnp.nan, _root(out, p))
