@@ -18,13 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.solvers.problem import is_concrete
+from ot_jax.solvers.problem import check_weights, is_concrete
 
 __all__ = ["wasserstein_1d", "sliced_wasserstein"]
-
-
-def _mass_rtol(dtype) -> float:
-    return 1e-5 if jnp.finfo(dtype).bits <= 32 else 1e-9
 
 
 def _points_1d(x, name: str, fn: str) -> jax.Array:
@@ -46,50 +42,11 @@ def _float_dtype(*xs):
 def _check_weights(x, y, a, b, fn: str):
     """Validate ``a [n]``, ``b [m]`` against the samples; return ``(a, b, invalid)``.
 
-    ``a``/``b`` stay None when uniform (the fast path). Shapes raise always; signs,
-    finiteness and equal mass raise when concrete and give a traced ``invalid`` flag
-    otherwise (the distance is then NaN).
+    ``a``/``b`` stay None when uniform (the fast path); inside a trace bad values set
+    ``invalid`` (the distance is then NaN). See :func:`ot_jax.solvers.problem.check_weights`.
     """
-    n, m = x.shape[0], y.shape[0]
-    dtype = x.dtype
-    out, invalid = [], jnp.asarray(False)
-    masses = []
-    for name, w, size in (("a", a, n), ("b", b, m)):
-        if w is None:
-            out.append(None)
-            masses.append(jnp.asarray(1.0, dtype))
-            continue
-        w = jnp.asarray(w)
-        if w.ndim != 1 or w.shape[0] != size:
-            pts = "x" if name == "a" else "y"
-            raise ValueError(
-                f"{fn}: weights {name} have shape {tuple(w.shape)} but {pts} has {size} samples; "
-                f"expected {name} of shape ({size},)"
-            )
-        w = w.astype(dtype)
-        mass = jnp.sum(w)
-        bad = jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
-        if is_concrete(w) and bool(bad):
-            w_np = np.asarray(w)
-            if not np.all(np.isfinite(w_np)):
-                raise ValueError(f"{fn}: weights {name} contain NaN or inf")
-            if np.any(w_np < 0):
-                raise ValueError(
-                    f"{fn}: weights {name} are negative at index {int(np.argmin(w_np))} "
-                    f"(value {w_np.min():.3g}); weights must be >= 0"
-                )
-            raise ValueError(f"{fn}: weights {name} have zero total mass")
-        invalid = invalid | bad
-        out.append(w)
-        masses.append(mass)
-    mass_a, mass_b = masses
-    unequal = jnp.abs(mass_a - mass_b) > _mass_rtol(dtype) * jnp.maximum(mass_a, mass_b)
-    if is_concrete(mass_a, mass_b) and bool(unequal):
-        raise ValueError(
-            f"{fn}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
-            "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
-        )
-    return out[0], out[1], invalid | unequal
+    return check_weights(a, b, (x.shape[0], y.shape[0]), x.dtype, fn,
+                         owners=("x has {} samples", "y has {} samples"))
 
 
 def _check_points_finite(fn: str, **arrays):

@@ -98,7 +98,6 @@ def _as_cost(cost) -> jax.Array:
 
 def _complete(owner_of_row: jax.Array, m: int) -> jax.Array:
     """Give rows with ``-1`` the free columns in order (a valid injection whatever happened)."""
-    n = owner_of_row.shape[0]
     taken = jnp.zeros((m,), bool).at[jnp.where(owner_of_row >= 0, owner_of_row, m)].set(True, mode="drop")
     free_cols = jnp.argsort(taken, stable=True)  # free columns first, in order
     unassigned = owner_of_row < 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from ot_jax.geometry.geometry import AbstractGeometry, as_geometry
 
-__all__ = ["prepare", "check_positive", "is_concrete"]
+__all__ = ["prepare", "check_weights", "check_positive", "is_concrete"]
 
 
 def is_concrete(*xs) -> bool:
@@ -27,17 +27,49 @@ def _mass_rtol(dtype) -> float:
     return 1e-5 if jnp.finfo(dtype).bits <= 32 else 1e-9
 
 
-def _weights(w, size: int, name: str, dtype) -> jax.Array:
-    if w is None:
-        return jnp.full((size,), 1.0 / size, dtype=dtype)
-    w = jnp.asarray(w)
-    if w.ndim != 1 or w.shape[0] != size:
-        side = "rows (n)" if name == "a" else "columns (m)"
+def check_weights(a, b, sizes, dtype, solver: str,
+                  owners=("the geometry has {} rows (n)", "the geometry has {} columns (m)")):
+    """Validate weights ``a: [n]``, ``b: [m]`` (None means uniform and stays None).
+
+    Returns ``(a, b, invalid)`` with the weights cast to ``dtype``. Shape mismatches
+    raise always; non-finite or negative weights, zero mass and unequal total mass
+    raise when the inputs are concrete and set the traced ``invalid`` flag otherwise.
+    ``owners`` name what the sizes belong to in the shape error.
+    """
+    out, masses, invalid = [], [], jnp.asarray(False)
+    for name, w, size, owner in (("a", a, sizes[0], owners[0]), ("b", b, sizes[1], owners[1])):
+        if w is None:
+            out.append(None)
+            masses.append(jnp.asarray(1.0, dtype))
+            continue
+        w = jnp.asarray(w)
+        if w.ndim != 1 or w.shape[0] != size:
+            raise ValueError(
+                f"{solver}: weights {name} have shape {tuple(w.shape)} but {owner.format(size)}; "
+                f"expected {name} of shape ({size},)"
+            )
+        w = w.astype(dtype)
+        mass = jnp.sum(w)
+        bad = jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
+        if is_concrete(w) and bool(bad):
+            w_np = np.asarray(w)
+            if not np.all(np.isfinite(w_np)):
+                raise ValueError(f"{solver}: weights {name} contain NaN or inf")
+            if np.any(w_np < 0):
+                raise ValueError(f"{solver}: weights {name} are negative at index {int(np.argmin(w_np))} "
+                                 f"(value {w_np.min():.3g}); weights must be >= 0")
+            raise ValueError(f"{solver}: weights {name} have zero total mass")
+        invalid = invalid | bad
+        out.append(w)
+        masses.append(mass)
+    mass_a, mass_b = masses
+    unequal = jnp.abs(mass_a - mass_b) > _mass_rtol(dtype) * jnp.maximum(mass_a, mass_b)
+    if is_concrete(mass_a, mass_b) and bool(unequal):
         raise ValueError(
-            f"weights {name} have shape {tuple(w.shape)} but the geometry has {size} {side}; "
-            f"expected {name} of shape ({size},)"
+            f"{solver}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
+            "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
         )
-    return w.astype(dtype)
+    return out[0], out[1], invalid | unequal
 
 
 def prepare(geom, a, b, solver: str):
@@ -59,34 +91,14 @@ def prepare(geom, a, b, solver: str):
     dtype = geom.dtype
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{solver}: costs/points must be floating point, got {dtype}")
-    a = _weights(a, n, "a", dtype)
-    b = _weights(b, m, "b", dtype)
-
-    mass_a, mass_b = jnp.sum(a), jnp.sum(b)
-    rtol = _mass_rtol(dtype)
-    bad_a = jnp.any(~jnp.isfinite(a)) | jnp.any(a < 0) | (mass_a <= 0)
-    bad_b = jnp.any(~jnp.isfinite(b)) | jnp.any(b < 0) | (mass_b <= 0)
-    unequal = jnp.abs(mass_a - mass_b) > rtol * jnp.maximum(mass_a, mass_b)
+    a, b, invalid = check_weights(a, b, (n, m), dtype, solver)
+    a = jnp.full((n,), 1.0 / n, dtype=dtype) if a is None else a
+    b = jnp.full((m,), 1.0 / m, dtype=dtype) if b is None else b
     bad_cost = ~geom.all_finite()
-    invalid = bad_a | bad_b | unequal | bad_cost
-
-    if is_concrete(a, b, geom) and bool(invalid):
-        for name, w in (("a", a), ("b", b)):
-            w_np = np.asarray(w)
-            if not np.all(np.isfinite(w_np)):
-                raise ValueError(f"{solver}: weights {name} contain NaN or inf")
-            if np.any(w_np < 0):
-                raise ValueError(f"{solver}: weights {name} are negative at index {int(np.argmin(w_np))} "
-                                 f"(value {w_np.min():.3g}); weights must be >= 0")
-            if w_np.sum() <= 0:
-                raise ValueError(f"{solver}: weights {name} have zero total mass")
-        if bool(unequal):
-            raise ValueError(
-                f"{solver}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
-                "balanced OT needs equal masses (normalise both to 1)"
-            )
+    if is_concrete(geom) and bool(bad_cost):
         what = "costs" if type(geom).__name__ == "Geometry" else "points"
         raise ValueError(f"{solver}: the {what} contain NaN or inf")
+    invalid = invalid | bad_cost
     return geom, a, b, invalid
 
 
