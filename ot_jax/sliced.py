@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.solvers.problem import check_weights, is_concrete
+from ot_jax.solvers.problem import check_weights, concrete_true
 
 __all__ = ["wasserstein_1d", "sliced_wasserstein"]
 
@@ -51,7 +51,7 @@ def _check_weights(x, y, a, b, fn: str):
 
 def _check_points_finite(fn: str, **arrays):
     for name, v in arrays.items():
-        if is_concrete(v) and not bool(jnp.all(jnp.isfinite(v))):
+        if concrete_true(~jnp.all(jnp.isfinite(v))):
             raise ValueError(f"{fn}: the points {name} contain NaN or inf")
 
 

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ot_jax.geometry.geometry import AbstractGeometry
-from ot_jax.solvers.problem import is_concrete
+from ot_jax.solvers.problem import concrete_true
 from ot_jax.solvers.results import Status, raise_on_status
 
 __all__ = ["assignment", "AssignmentResult"]
@@ -291,9 +291,9 @@ def assignment(
     if eps_final is not None:
         eps_final = jnp.asarray(eps_final, dtype)
         bad_eps = ~(jnp.isfinite(eps_final) & (eps_final > 0))
-        if is_concrete(eps_final) and bool(bad_eps):
+        if concrete_true(bad_eps):
             raise ValueError(f"assignment: eps_final must be a finite number > 0, got {float(eps_final)}")
-    if is_concrete(cost) and bool(invalid):
+    if concrete_true(invalid):
         bad = np.argwhere(~np.isfinite(np.asarray(cost)))[0]
         raise ValueError(f"assignment: the costs contain NaN or inf (first at [{bad[0]}, {bad[1]}])")
     invalid = invalid | bad_eps

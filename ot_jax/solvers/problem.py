@@ -15,12 +15,21 @@ import numpy as np
 
 from ot_jax.geometry.geometry import AbstractGeometry, as_geometry
 
-__all__ = ["prepare", "check_weights", "check_positive", "is_concrete"]
+__all__ = ["prepare", "check_weights", "check_positive", "is_concrete", "concrete_true"]
 
 
 def is_concrete(*xs) -> bool:
     """True when no argument is a tracer (so its values can be inspected now)."""
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+def concrete_true(flag) -> bool:
+    """``bool(flag)`` when ``flag`` is concrete, else False.
+
+    Test the computed flag itself: inside ``jit`` even operations on concrete
+    inputs are staged, so concrete inputs do not make a concrete flag.
+    """
+    return is_concrete(flag) and bool(flag)
 
 
 def _mass_rtol(dtype) -> float:
@@ -51,7 +60,7 @@ def check_weights(a, b, sizes, dtype, solver: str,
         w = w.astype(dtype)
         mass = jnp.sum(w)
         bad = jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
-        if is_concrete(w) and bool(bad):
+        if concrete_true(bad):
             w_np = np.asarray(w)
             if not np.all(np.isfinite(w_np)):
                 raise ValueError(f"{solver}: weights {name} contain NaN or inf")
@@ -64,7 +73,7 @@ def check_weights(a, b, sizes, dtype, solver: str,
         masses.append(mass)
     mass_a, mass_b = masses
     unequal = jnp.abs(mass_a - mass_b) > _mass_rtol(dtype) * jnp.maximum(mass_a, mass_b)
-    if is_concrete(mass_a, mass_b) and bool(unequal):
+    if concrete_true(unequal):
         raise ValueError(
             f"{solver}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
             "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
@@ -95,7 +104,7 @@ def prepare(geom, a, b, solver: str):
     a = jnp.full((n,), 1.0 / n, dtype=dtype) if a is None else a
     b = jnp.full((m,), 1.0 / m, dtype=dtype) if b is None else b
     bad_cost = ~geom.all_finite()
-    if is_concrete(geom) and bool(bad_cost):
+    if concrete_true(bad_cost):
         what = "costs" if type(geom).__name__ == "Geometry" else "points"
         raise ValueError(f"{solver}: the {what} contain NaN or inf")
     invalid = invalid | bad_cost
@@ -106,6 +115,6 @@ def check_positive(value, name: str, solver: str) -> jax.Array:
     """Return a traced flag ``value <= 0 or not finite``; raise now if concrete and bad."""
     value = jnp.asarray(value)
     bad = ~(jnp.isfinite(value) & (value > 0))
-    if is_concrete(value) and bool(bad):
+    if concrete_true(bad):
         raise ValueError(f"{solver}: {name} must be a finite number > 0, got {float(value)}")
     return bad

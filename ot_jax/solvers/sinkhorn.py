@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from ot_jax.geometry.geometry import Geometry
 from ot_jax.solvers import _entropic
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax.solvers.problem import check_positive, is_concrete, prepare
+from ot_jax.solvers.problem import check_positive, concrete_true, prepare
 from ot_jax.solvers.results import EntropicResult, raise_on_status
 
 __all__ = ["sinkhorn"]
@@ -106,9 +106,9 @@ def sinkhorn(
 
     if mode == "auto":
         mode = "log"
-        if isinstance(geom, Geometry) and epsilon_init is None and is_concrete(geom, eps):
-            spread = float(jnp.max(geom.cost) - jnp.min(geom.cost)) / float(eps)
-            if spread <= _SAFE_SCALING_RANGE[jnp.finfo(dtype).bits]:
+        if isinstance(geom, Geometry) and epsilon_init is None:
+            spread = (jnp.max(geom.cost) - jnp.min(geom.cost)) / eps
+            if concrete_true(spread <= _SAFE_SCALING_RANGE[jnp.finfo(dtype).bits]):
                 mode = "scaling"
     if mode == "scaling" and epsilon_init is not None:
         raise ValueError(f"{solver}: epsilon scaling needs mode='log'")

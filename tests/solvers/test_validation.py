@@ -74,3 +74,13 @@ def test_vmap_flags_only_the_bad_problem():
     costs = jnp.stack([jnp.asarray(COST), jnp.asarray(COST).at[0, 0].set(jnp.nan)])
     out = jax.vmap(lambda c: ot_jax.sinkhorn(c, epsilon=0.1))(costs)
     assert [int(s) for s in out.status] == [Status.CONVERGED, Status.INVALID_INPUT]
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_jit_over_a_batch_with_concrete_closed_over_weights(name):
+    """Inside jit, checks on concrete closed-over weights are staged: no eager bool() on them."""
+    costs = jnp.stack([jnp.asarray(COST), jnp.asarray(COST) * 2.0])
+    a, b = jnp.asarray(A), jnp.asarray(B)
+    out = jax.jit(jax.vmap(lambda c: SOLVERS[name](c, a, b).cost))(costs)
+    single = [float(SOLVERS[name](c, a, b).cost) for c in costs]
+    np.testing.assert_allclose(np.asarray(out), single, rtol=1e-6)
