@@ -32,6 +32,7 @@ test-slow: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_discrete.py
 	$(PY) scripts/bench_sliced.py
+	$(PY) scripts/bench_assignment.py
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py
