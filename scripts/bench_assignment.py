@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import jax
 import numpy as np
 import scipy.optimize
 
 import ot_jax
-
-
-def _median(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from _timing import median_time
 
 
 def main():
@@ -39,12 +30,12 @@ def main():
         cost = np.random.default_rng(n).uniform(size=(n, n))
         rows, cols = scipy.optimize.linear_sum_assignment(cost)
         best = cost[rows, cols].sum()
-        scipy_s = _median(lambda: scipy.optimize.linear_sum_assignment(cost), args.repeats)
+        scipy_s = median_time(lambda: scipy.optimize.linear_sum_assignment(cost), args.repeats)
         times, gap = {}, None
         for method in ("hungarian", "auction"):
             solve = jax.jit(lambda c, method=method: ot_jax.assignment(c, method=method).cost)
             value = float(solve(cost))  # compile
-            times[method] = _median(lambda: solve(cost), args.repeats)
+            times[method] = median_time(lambda: solve(cost), args.repeats)
             if method == "auction":
                 gap = value - best
         print(f"| {n} | {scipy_s:.3g} | {times['hungarian']:.3g} | {times['auction']:.3g} | "

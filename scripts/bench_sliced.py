@@ -15,15 +15,7 @@ import numpy as np
 import ot
 
 import ot_jax
-
-
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from _timing import median_time
 
 
 def main():
@@ -44,9 +36,9 @@ def main():
         start = time.perf_counter()
         jax.block_until_ready(solve(key, x, y))
         compile_s = time.perf_counter() - start
-        ours = _median_time(lambda: solve(key, x, y), args.repeats)
+        ours = median_time(lambda: solve(key, x, y), args.repeats)
         compile_s -= ours
-        pot = _median_time(lambda: ot.sliced_wasserstein_distance(x, y, n_projections=args.projections, seed=0),
+        pot = median_time(lambda: ot.sliced_wasserstein_distance(x, y, n_projections=args.projections, seed=0),
                            args.repeats)
         print(f"| {n} | {ours:.3g} | {max(compile_s, 0.0):.3g} | {pot:.3g} | {pot / ours:.2f}x |")
 
