@@ -2,11 +2,13 @@
 
 from ot_jax.geometry.costs import Cosine, CostFn, Euclidean, FunctionCost, PNorm, SqEuclidean
 from ot_jax.geometry.geometry import AbstractGeometry, Geometry, PointCloud, as_geometry
+from ot_jax.geometry.grid import Grid
 
 __all__ = [
     "AbstractGeometry",
     "Geometry",
     "PointCloud",
+    "Grid",
     "as_geometry",
     "CostFn",
     "SqEuclidean",
