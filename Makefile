@@ -33,6 +33,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_discrete.py
 	$(PY) scripts/bench_sliced.py
 	$(PY) scripts/bench_assignment.py
+	$(PY) scripts/bench_barycenter.py
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py

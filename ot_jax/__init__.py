@@ -19,8 +19,12 @@ from ot_jax.geometry import (
 )
 from ot_jax.solvers import EntropicResult, ExactResult, Status, emd, ipot, sinkhorn
 from ot_jax.solvers import AssignmentResult, assignment
+from ot_jax.solvers import BarycenterResult, barycenter
 from ot_jax.sliced import sliced_wasserstein, wasserstein_1d
 from ot_jax.gaussian import gaussian_entropic_plan, gaussian_w2
+from ot_jax.point_cloud_losses import chamfer_distance, emd_loss
+from ot_jax.color import ColorTransferResult, color_transfer
+from ot_jax.geometry import Grid
 
 __version__ = "0.1.0"
 
@@ -30,6 +34,7 @@ __all__ = [
     "ipot",
     "Geometry",
     "PointCloud",
+    "Grid",
     "CostFn",
     "SqEuclidean",
     "Euclidean",
@@ -43,6 +48,12 @@ __all__ = [
     "sliced_wasserstein",
     "gaussian_w2",
     "gaussian_entropic_plan",
+    "chamfer_distance",
+    "emd_loss",
+    "color_transfer",
+    "ColorTransferResult",
     "assignment",
     "AssignmentResult",
+    "barycenter",
+    "BarycenterResult",
 ]

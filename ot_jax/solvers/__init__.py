@@ -1,6 +1,7 @@
 """Discrete OT solvers: exact LP, Sinkhorn, IPOT; one fixed-point loop; result pytrees."""
 
 from ot_jax.solvers.assignment import AssignmentResult, assignment
+from ot_jax.solvers.barycenter import BarycenterResult, barycenter
 from ot_jax.solvers.exact import emd
 from ot_jax.solvers.ipot import ipot
 from ot_jax.solvers.loop import fixed_point_loop
@@ -8,4 +9,4 @@ from ot_jax.solvers.results import EntropicResult, ExactResult, Status
 from ot_jax.solvers.sinkhorn import sinkhorn
 
 __all__ = ["emd", "sinkhorn", "ipot", "fixed_point_loop", "EntropicResult", "ExactResult", "Status",
-           "assignment", "AssignmentResult"]
+           "assignment", "AssignmentResult", "barycenter", "BarycenterResult"]
