@@ -1,13 +1,18 @@
 """Sliced Wasserstein: ot_jax vs POT side by side (d = 3, 100 projections, uniform points).
 
-Run: ``python scripts/bench_sliced.py [--sizes 10000 100000 1000000] [--repeats 3]``.
-Prints a markdown table: median seconds (jit compile excluded, reported separately).
+Run by ``make bench`` as ``python scripts/bench_sliced.py`` (sizes 10^4, 10^5, 10^6).
+Prints a markdown table (median seconds, jit compile excluded and reported
+separately) and writes it to the ``sliced`` block of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import platform
+import subprocess
+import sys
 import time
 
 import jax
@@ -15,18 +20,31 @@ import numpy as np
 import ot
 
 import ot_jax
-from _timing import median_time
+from _timing import median_time, write_section
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--projections", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args()
-    print(f"CPU cores: {os.cpu_count()}, jax {jax.__version__} ({jax.default_backend()}), POT {ot.__version__}, float32")
-    print("| n | ot_jax (s) | compile (s) | POT (s) | POT / ot_jax |")
-    print("|---|---|---|---|---|")
+    lines = [
+        "## Sliced Wasserstein against POT (`scripts/bench_sliced.py`)",
+        "",
+        "- command: `" + " ".join(["python scripts/bench_sliced.py", *sys.argv[1:]]) + "`",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; git: {_git_rev()}",
+        f"- machine: {_cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__} ({jax.default_backend()}), "
+        f"POT {ot.__version__}, python {platform.python_version()}",
+        f"- setting: n points uniform in [0,1]^3 against n points uniform in [0.5,1.5]^3, float32, "
+        f"{args.projections} random directions, p = 2; medians of {args.repeats} runs; jit compile excluded "
+        "(own column). POT: `ot.sliced_wasserstein_distance` (NumPy backend).",
+        "",
+        "| n | ot_jax (s) | compile (s) | POT (s) | POT / ot_jax |",
+        "|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
     key = jax.random.PRNGKey(0)
     for n in args.sizes:
         rng = np.random.default_rng(n)
@@ -39,9 +57,29 @@ def main():
         ours = median_time(lambda: solve(key, x, y), args.repeats)
         compile_s -= ours
         pot = median_time(lambda: ot.sliced_wasserstein_distance(x, y, n_projections=args.projections, seed=0),
-                           args.repeats)
-        print(f"| {n} | {ours:.3g} | {max(compile_s, 0.0):.3g} | {pot:.3g} | {pot / ours:.2f}x |")
+                          args.repeats)
+        row = f"| {n:,} | {ours:.3g} | {max(compile_s, 0.0):.3g} | {pot:.3g} | {pot / ours:.2f}x |"
+        print(row, flush=True)
+        lines.append(row)
+    if not args.no_write:
+        write_section("sliced", "\n".join(lines))
 
+
+def _git_rev() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    return out.stdout.strip() or "unknown"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 if __name__ == "__main__":
     main()

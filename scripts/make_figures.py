@@ -7,6 +7,9 @@ PNG to ``docs/figures/``:
     ipot_convergence -> fig2_2_ipot_convergence.png   (thesis Fig. 2.2)
     ipot_scaling     -> fig2_3_ipot_scaling.png       (thesis Fig. 2.3)
     ipot_plans       -> fig2_4_ipot_plans.png         (thesis Fig. 2.4)
+    color_transfer   -> fig2_7_color_transfer.png     (thesis Fig. 2.7)
+    digit_barycenters -> fig2_8_digit_barycenters.png (thesis Fig. 2.8)
+    point_cloud_matching -> slides_point_cloud_matching.png (lecture slides: EMD vs Chamfer)
 
 Usage: ``python scripts/make_figures.py [--only NAME ...] [--keep]`` (``--keep``: leave
 the run directories, with metrics.json and the resolved configs, and print where).
@@ -28,6 +31,9 @@ FIGURES = {
     "ipot_convergence": "fig2_2_ipot_convergence.png",
     "ipot_scaling": "fig2_3_ipot_scaling.png",
     "ipot_plans": "fig2_4_ipot_plans.png",
+    "color_transfer": "fig2_7_color_transfer.png",
+    "digit_barycenters": "fig2_8_digit_barycenters.png",
+    "point_cloud_matching": "slides_point_cloud_matching.png",
 }
 
 

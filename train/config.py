@@ -18,7 +18,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
 
-__all__ = ["Config", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "register"]
+__all__ = ["Config", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+           "ColorTransferConfig", "register"]
 
 
 @dataclass
@@ -70,6 +71,55 @@ class IpotPlansConfig:
 
 
 @dataclass
+class PointCloudMatchingConfig:
+    """Slides' point-cloud use case: auction (EMD) matching against Chamfer, and fits by Adam on each."""
+
+    _target_: str = "train.experiments.point_cloud_matching.run"
+    seed: int = II("seed")
+    n_points: int = 300  # points per cloud
+    cluster_fraction: float = 0.5  # share of the target's points in its dense cluster (the rest: a ring)
+    n_steps: int = 300  # Adam steps of each fit
+    learning_rate: float = 0.02
+    record_every: int = 10  # distances and snapshots every k steps
+    method: str = "auction"  # assignment solver of the EMD loss: auction | hungarian
+
+
+@dataclass
+class DigitBarycentersConfig:
+    """Thesis fig. 2.8: Sinkhorn, convolutional and IPOT barycenters of scaled/shifted digits (50x50 grid)."""
+
+    _target_: str = "train.experiments.digit_barycenters.run"
+    seed: int = II("seed")
+    digits: list[int] = field(default_factory=lambda: list(range(10)))
+    n_images: int = 50  # inputs per barycenter (thesis: 50)
+    grid_size: int = 50  # the grid is grid_size x grid_size on [0, 1]^2 (max C = 2)
+    n_iters: int = 50  # iterations of every method (thesis: 50)
+    methods: list[str] = field(default_factory=lambda: ["sinkhorn", "convolutional", "ipot"])
+    # eps (Sinkhorn, convolutional) or beta (IPOT) x max C
+    relative_regularisation: dict[str, float] = field(
+        default_factory=lambda: {"sinkhorn": 5e-4, "convolutional": 5e-3, "ipot": 5e-3})
+    show_inputs: int = 8  # inputs summed into the top row (0: no input row)
+    evaluate_digits: list[int] = field(default_factory=lambda: [3])  # exact objective by IPOT (~35 s per panel)
+
+
+@dataclass
+class ColorTransferConfig:
+    """Thesis fig. 2.7: colour transfer by per-channel LP, Sinkhorn (two eps) and IPOT maps, plus joint RGB."""
+
+    _target_: str = "train.experiments.color_transfer.run"
+    seed: int = II("seed")
+    source: str = "china"  # scikit-learn sample image recoloured
+    target: str = "flower"  # scikit-learn sample image giving the colours
+    stride: int = 1  # keep every k-th pixel row/column (1: full 427 x 640)
+    relative_epsilons: list[float] = field(default_factory=lambda: [1e-2, 1e-3])  # Sinkhorn eps x max C (= 1)
+    relative_beta: float = 0.1  # IPOT beta x max C (ot_jax.color.CHANNEL_BETA)
+    ipot_max_iters: int = 10000
+    n_palette: int = 1024  # joint RGB panel: colours sampled per image
+    zoom: list[float] = field(default_factory=lambda: [0.05, 0.3, 0.3, 0.55])  # inset box: y0, y1, x0, x1 (fractions)
+    map_channel: int = 0  # channel whose level maps are drawn (0 = R)
+
+
+@dataclass
 class Config:
     """Root config: common flags; ``experiment`` is chosen from ``conf/experiment``."""
 
@@ -82,6 +132,9 @@ _SCHEMAS = {
     "ipot_convergence_schema": IpotConvergenceConfig,
     "ipot_scaling_schema": IpotScalingConfig,
     "ipot_plans_schema": IpotPlansConfig,
+    "point_cloud_matching_schema": PointCloudMatchingConfig,
+    "digit_barycenters_schema": DigitBarycentersConfig,
+    "color_transfer_schema": ColorTransferConfig,
 }
 
 

@@ -35,6 +35,10 @@ TINY = {
                      "experiment.sinkhorn_tols=[1e-4]", "experiment.max_iters=1000", "experiment.timing_calls=1"],
     "ipot_plans": ["experiment.n_points=24", "experiment.relative_epsilons=[0.1,0.01]", "experiment.sinkhorn_tol=1e-6",
                    "experiment.sinkhorn_max_iters=5000", "experiment.ipot_iters=[5,100]"],
+    "point_cloud_matching": ["experiment.n_points=40", "experiment.n_steps=40", "experiment.record_every=20"],
+    "digit_barycenters": ["experiment.digits=[3]", "experiment.n_images=4", "experiment.grid_size=24",
+                          "experiment.n_iters=20", "experiment.show_inputs=2"],
+    "color_transfer": ["experiment.stride=16", "experiment.ipot_max_iters=300", "experiment.n_palette=64"],
 }
 
 
@@ -96,6 +100,26 @@ def test_experiment_composes_and_runs(name, tmp_path):
         assert [p["iterations"] for p in ipot] == [5, 100]
         assert ipot[1]["rel_error"] < ipot[0]["rel_error"]
         assert ipot[1]["outside_widened"] < ipot[0]["outside_widened"]
+    elif name == "point_cloud_matching":
+        # The auction's matching is optimal (within its bound), and after 40 Adam steps the
+        # EMD fit is closer to the target in EMD than the Chamfer fit is.
+        assert abs(on_disk["matching_cost"] - on_disk["scipy_cost"]) <= on_disk["matching_bound"] + 1e-9
+        fits = on_disk["fits"]
+        assert fits["EMD fit"]["emd"] < fits["Chamfer fit"]["emd"]
+    elif name == "digit_barycenters":
+        bary = on_disk["barycenters"]
+        assert set(bary) == {"sinkhorn[digit=3]", "convolutional[digit=3]", "ipot[digit=3]"}
+        assert all(b["finite"] for b in bary.values()), bary
+        # The exact objective is bracketed: certified dual bound <= IPOT's estimate.
+        assert all(b["objective_lower"] <= b["objective_estimate"] * (1 + 1e-9) for b in bary.values()), bary
+    elif name == "color_transfer":
+        methods = on_disk["methods"]
+        lp = methods["simplex (LP)"]
+        # Every transfer moves the colours toward the target's; the LP map is the closest per channel.
+        assert all(m["w1_to_target"] < on_disk["w1_source_to_target"] / 5 for m in methods.values())
+        assert lp["w1_to_target"] <= methods["Sinkhorn, ε = 0.01"]["w1_to_target"]
+        assert methods["Sinkhorn, ε = 0.01"]["max_diff_to_lp_levels"] > methods["Sinkhorn, ε = 0.001"][
+            "max_diff_to_lp_levels"]
 
 
 @pytest.mark.parametrize("overrides, key", [

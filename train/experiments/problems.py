@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Histograms1D", "histograms_1d", "histograms_1d_with_lp", "uniform_clouds"]
+__all__ = ["Histograms1D", "histograms_1d", "histograms_1d_with_lp", "uniform_clouds", "scaled_shifted_digits"]
 
 
 class Histograms1D(NamedTuple):
@@ -72,3 +72,35 @@ def uniform_clouds(rng: np.random.Generator, n: int, d: int = 16):
     x, y = rng.uniform(size=(n, d)), rng.uniform(size=(n, d))
     cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
     return x, y, cost / cost.max()
+
+
+def scaled_shifted_digits(rng: np.random.Generator, digit: int, n_images: int, grid: int = 50,
+                          base_size: int = 16, scale_range: tuple[float, float] = (0.5, 2.0)) -> np.ndarray:
+    """Thesis fig. 2.8 input: ``n_images`` copies of one digit, randomly rescaled and shifted.
+
+    scikit-learn's 8x8 digits (the shipped stand-in for MNIST) are upsampled to
+    ``base_size`` pixels, rescaled by a factor drawn uniformly from ``scale_range``
+    (half to double size, as in the thesis) and pasted at a uniform random
+    position of a ``grid x grid`` canvas.
+
+    Returns:
+      ``[n_images, grid, grid]`` nonnegative float64 images, each summing to 1.
+    """
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pool = digits.images[digits.target == digit]
+    if len(pool) == 0:
+        raise ValueError(f"no digit {digit!r} in scikit-learn's digits (choose 0..9)")
+    if not base_size * scale_range[1] <= grid:
+        raise ValueError(f"a digit of {base_size} x {scale_range[1]} pixels does not fit a {grid}-pixel grid")
+    out = np.zeros((n_images, grid, grid))
+    picks = rng.choice(len(pool), size=n_images, replace=n_images > len(pool))
+    for k, idx in enumerate(picks):
+        size = int(round(base_size * rng.uniform(*scale_range)))
+        img = np.clip(zoom(pool[idx], size / 8.0, order=1), 0.0, None)
+        h, w = img.shape
+        top, left = rng.integers(0, grid - h + 1), rng.integers(0, grid - w + 1)
+        out[k, top:top + h, left:left + w] = img
+    return out / out.sum(axis=(1, 2), keepdims=True)
