@@ -24,10 +24,10 @@ run: $(VENV)/.installed-run
 	$(PY) -m train
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test-slow: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -n auto -m slow
 
 bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_discrete.py
