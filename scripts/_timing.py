@@ -1,15 +1,20 @@
-"""Helpers shared by the benchmark scripts (run from ``scripts/``): timing and the report file."""
+"""Helpers shared by the benchmark scripts (run from ``scripts/``): timing, machine facts, the report file."""
 
 from __future__ import annotations
 
 import os
+import platform
 import re
+import shlex
+import subprocess
+import sys
 import time
 
 import jax
 import numpy as np
 
-REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPORT = os.path.join(REPO, "docs", "benchmarks.md")
 
 
 def median_time(fn, repeats: int) -> float:
@@ -36,3 +41,36 @@ def write_section(name: str, markdown: str, path: str = REPORT) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as fh:
         fh.write(text.rstrip() + "\n")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_revision() -> str:
+    """Short hash of HEAD, flagged when ``ot_jax/`` has uncommitted changes."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ot_jax"], capture_output=True, text=True,
+                               cwd=REPO).stdout.strip()
+        return rev + (" (ot_jax/ has uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command_line() -> str:
+    """The command that ran this script, with paths relative to the repository."""
+    exe = sys.executable
+    if exe.startswith(REPO + os.sep):
+        exe = os.path.relpath(exe, REPO)
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPO)
+    return shlex.join([exe, script, *sys.argv[1:]])

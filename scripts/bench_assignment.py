@@ -20,8 +20,6 @@ import argparse
 import datetime
 import os
 import platform
-import shlex
-import sys
 import time
 
 import jax
@@ -30,27 +28,11 @@ import scipy
 import scipy.optimize
 
 import ot_jax
-from _timing import write_section
+from _timing import command_line, cpu_model, write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def command_line() -> str:
-    exe = sys.executable
-    if exe.startswith(REPO + os.sep):
-        exe = os.path.relpath(exe, REPO)
-    return shlex.join([exe, *sys.argv])
 
 
 def compiled(method: str, example, batched: bool = False):

@@ -24,8 +24,6 @@ import argparse
 import datetime
 import os
 import platform
-import shlex
-import subprocess
 import sys
 import time
 
@@ -37,7 +35,7 @@ import ot
 import ot_jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import median_time, write_section  # noqa: E402
+from _timing import command_line, cpu_model, git_revision, median_time, write_section  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,34 +75,7 @@ def interleaved_medians(runs, repeats):
     return [float(np.median(t)) for t in times]
 
 
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ot_jax"], capture_output=True, text=True,
-                               cwd=REPO).stdout.strip()
-        return rev + (" (ot_jax/ has uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def command_line() -> str:
-    exe = sys.executable
-    if exe.startswith(REPO + os.sep):
-        exe = os.path.relpath(exe, REPO)
-    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPO)
-    return shlex.join([exe, script, *sys.argv[1:]])
 
 
 def main(argv=None):

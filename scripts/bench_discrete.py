@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ import numpy as np
 import ot_jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import write_section  # noqa: E402
+from _timing import command_line, cpu_model, git_revision, write_section  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -722,33 +721,8 @@ def section_memory(args) -> str:
 
 
 # --------------------------------------------------------------------------- report
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ot_jax"], capture_output=True, text=True,
-                               cwd=REPO).stdout.strip()
-        return rev + (" (ot_jax/ has uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def command_line() -> str:
-    exe = sys.executable
-    if exe.startswith(REPO + os.sep):
-        exe = os.path.relpath(exe, REPO)
-    return shlex.join([exe, *sys.argv])
 
 
 def header_section(args, started: datetime.datetime) -> str:

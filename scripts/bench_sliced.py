@@ -11,8 +11,6 @@ import argparse
 import datetime
 import os
 import platform
-import subprocess
-import sys
 import time
 
 import jax
@@ -20,7 +18,7 @@ import numpy as np
 import ot
 
 import ot_jax
-from _timing import median_time, write_section
+from _timing import command_line, cpu_model, git_revision, median_time, write_section
 
 
 def main():
@@ -33,9 +31,9 @@ def main():
     lines = [
         "## Sliced Wasserstein against POT (`scripts/bench_sliced.py`)",
         "",
-        "- command: `" + " ".join(["python scripts/bench_sliced.py", *sys.argv[1:]]) + "`",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; git: {_git_rev()}",
-        f"- machine: {_cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__} ({jax.default_backend()}), "
+        f"- command: `{command_line()}`",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; git: {git_revision()}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__} ({jax.default_backend()}), "
         f"POT {ot.__version__}, python {platform.python_version()}",
         f"- setting: n points uniform in [0,1]^3 against n points uniform in [0.5,1.5]^3, float32, "
         f"{args.projections} random directions, p = 2; medians of {args.repeats} runs; jit compile excluded "
@@ -64,22 +62,6 @@ def main():
     if not args.no_write:
         write_section("sliced", "\n".join(lines))
 
-
-def _git_rev() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
-    return out.stdout.strip() or "unknown"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 if __name__ == "__main__":
     main()
