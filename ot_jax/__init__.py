@@ -15,6 +15,7 @@ from ot_jax.geometry import (
     Geometry,
     PNorm,
     PointCloud,
+    SobelCost,
     SqEuclidean,
 )
 from ot_jax.solvers import EntropicResult, ExactResult, Status, emd, ipot, sinkhorn
@@ -41,6 +42,7 @@ __all__ = [
     "PNorm",
     "Cosine",
     "FunctionCost",
+    "SobelCost",
     "EntropicResult",
     "ExactResult",
     "Status",

@@ -1,10 +1,20 @@
 """Structured config schema of ``python -m train`` (registered in Hydra's ConfigStore).
 
-Each ``conf/experiment/<name>.yaml`` starts from the schema ``<name>_schema`` stored
-here, so every key is typed and the config is in struct mode: a misspelt override
-such as ``experiment.n_ponts=5`` fails at composition with a message naming the key.
-``_target_`` names the function run with the node's fields as keyword arguments
-plus ``output_dir`` (see :mod:`train.runner`).
+Two kinds of runs share the entry point (see :mod:`train.runner`):
+
+* **Training runs** (SPOT, later WGAN, density recovery): the groups ``data``,
+  ``model``, ``critic``, ``optimizer``, ``cost`` and ``trainer`` are filled by an
+  experiment file (``# @package _global_``); ``loop`` holds the settings of the
+  generic loop (:func:`train.loop.fit`). Trainer options start from the schemas
+  ``trainer/<name>_schema`` stored here; every other ``_target_`` node is checked
+  against its target's signature before anything runs (:mod:`train.validate`).
+* **Analyses** (the discrete-OT figures): the node ``experiment`` holds a
+  ``_target_`` function called with its fields plus ``output_dir``; each starts from
+  the schema ``schema/<name>``.
+
+The composed config is in struct mode: a misspelt override such as
+``experiment.n_ponts=5`` or ``trainer.etaa=1`` fails at composition with a message
+naming the key.
 
 Regularisation parameters named ``relative_*`` are in units of the problem's cost
 scale (``max C`` or ``mean C``, as stated per field).
@@ -13,12 +23,12 @@ scale (``max C`` or ``mean C``, as stated per field).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, OmegaConf
 
-__all__ = ["Config", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
            "ColorTransferConfig", "register"]
 
 
@@ -120,12 +130,51 @@ class ColorTransferConfig:
 
 
 @dataclass
-class Config:
-    """Root config: common flags; ``experiment`` is chosen from ``conf/experiment``."""
+class SpotTrainerConfig:
+    """SPOT (thesis Algorithm 3): ``train.spot.build``'s method settings."""
 
-    experiment: Any = MISSING
+    _target_: str = "train.spot.build"
+    eta: float = 1e4  # penalty weight of the marginal terms (thesis: 1e4)
+    n_critic: int = 5  # critic ascent steps per generator step
+    batch_size: int = 100  # thesis: 100
+    coupling: str = "pairs"  # cost of K >= 3 marginals: pairs | chain
+    eval_samples: int = 10000  # latent draws per evaluation of E c(G(Z))
+    true_value: Optional[float] = None  # exact OT cost, when known (adds rel_error)
+    critic_lr_scale: float = 1.0  # critics' learning rate = this x the generator's
+    ema_decay: float = 0.0  # evaluate an EMA of the generator's parameters (0: the parameters)
+    lr_decay: str = "none"  # none | cosine | linear: learning rate x 1 -> final_lr_fraction
+    decay_steps: int = II("loop.steps")  # generator steps of the decay
+    final_lr_fraction: float = 0.01
+
+
+@dataclass
+class LoopConfig:
+    """Settings of the generic training loop (:func:`train.loop.fit`)."""
+
+    steps: int = 1000  # generator steps
+    log_every: int = 100  # steps per compiled chunk and per metrics.jsonl record
+    eval_every: int = 1000  # multiple of log_every; 0: only at the end
+    checkpoint_every: int = 1000  # multiple of log_every; 0: no checkpoints
+    keep_checkpoints: int = 2
+    progress: bool = True  # tqdm bar with live metrics
+    tensorboard: bool = False  # also write TensorBoard events (needs tensorboardX)
+
+
+@dataclass
+class Config:
+    """Root config; ``experiment`` (a file of ``conf/experiment``) fills the rest."""
+
+    experiment: Any = None  # analyses: the node called by the runner
+    data: Any = None  # training runs: the groups instantiated by train.runner
+    model: Any = None
+    critic: Any = None
+    optimizer: Any = None
+    cost: Any = None
+    trainer: Any = None
+    loop: LoopConfig = field(default_factory=LoopConfig)
     seed: int = 0
     x64: bool = True  # jax_enable_x64, applied before any computation
+    resume: bool = True  # continue from the run directory's latest checkpoint
 
 
 _SCHEMAS = {
@@ -138,12 +187,25 @@ _SCHEMAS = {
 }
 
 
+_TRAINER_SCHEMAS = {
+    "spot_schema": SpotTrainerConfig,
+}
+
+
+def _name_or(value: str, default: str) -> str:
+    return value if value else default
+
+
 def register() -> None:
-    """Store the root schema (``base_config``) and one schema per experiment (idempotent)."""
+    """Store the root schema (``base_config``), the analysis and trainer schemas, and the
+    ``name_or`` resolver used by the run-directory names (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for name, node in _SCHEMAS.items():
-        cs.store(group="experiment", name=name, node=node)
+        cs.store(group="schema", name=name.removesuffix("_schema"), node=node)
+    for name, node in _TRAINER_SCHEMAS.items():
+        cs.store(group="trainer", name=name, node=node)
+    OmegaConf.register_new_resolver("name_or", _name_or, replace=True)
 
 
 register()

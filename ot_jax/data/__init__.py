@@ -1,5 +1,58 @@
-"""Data shipped with the dependencies (nothing is downloaded): sample images."""
+"""Data shipped with the dependencies or generated (nothing is downloaded).
 
+* :mod:`ot_jax.data.images`: scikit-learn's sample images (:func:`sample_image`).
+* :mod:`ot_jax.data.laws`: samplers of 2-D laws (thesis laws, GAN toys).
+* :mod:`ot_jax.data.digits`: scikit-learn's 8x8 digits and transformed domains,
+  :func:`array_sampler`.
+* :mod:`ot_jax.data.idx`: IDX (MNIST-format) files on disk.
+
+A *sampler* is a pure function ``f(key, n) -> [n, d]`` (jax's default float
+dtype, deterministic given ``key``, jit-compatible with ``n`` static, all other
+parameters keyword-only); images are flat, C-order from ``[H, W, C]``, in ``[0, 1]``.
+
+The digits sampler is *not* re-exported here as ``digits``: ``ot_jax.data.digits``
+stays the module, so that dotted paths such as ``ot_jax.data.digits.digits``
+(Hydra ``_target_``) resolve. Use ``from ot_jax.data.digits import digits``.
+"""
+
+from ot_jax.data.digits import DIGIT_TRANSFORMS, array_sampler, digit_shape, load_digits
+from ot_jax.data.idx import idx_sampler, load_idx_images, read_idx, write_idx
 from ot_jax.data.images import SAMPLE_IMAGES, sample_image
+from ot_jax.data.laws import (
+    eight_gaussians,
+    eight_gaussians_modes,
+    gaussian,
+    gaussian_mixture,
+    grid_gaussians,
+    grid_gaussians_modes,
+    rings,
+    sine_law,
+    two_moons,
+    uniform,
+)
 
-__all__ = ["sample_image", "SAMPLE_IMAGES"]
+__all__ = [
+    "sample_image",
+    "SAMPLE_IMAGES",
+    # laws
+    "gaussian",
+    "sine_law",
+    "gaussian_mixture",
+    "eight_gaussians",
+    "eight_gaussians_modes",
+    "grid_gaussians",
+    "grid_gaussians_modes",
+    "rings",
+    "uniform",
+    "two_moons",
+    # digits
+    "DIGIT_TRANSFORMS",
+    "digit_shape",
+    "load_digits",
+    "array_sampler",
+    # idx
+    "read_idx",
+    "write_idx",
+    "load_idx_images",
+    "idx_sampler",
+]

@@ -1,6 +1,6 @@
 """Geometries (dense cost matrix, lazy point cloud) and ground costs."""
 
-from ot_jax.geometry.costs import Cosine, CostFn, Euclidean, FunctionCost, PNorm, SqEuclidean
+from ot_jax.geometry.costs import Cosine, CostFn, Euclidean, FunctionCost, PNorm, SobelCost, SqEuclidean
 from ot_jax.geometry.geometry import AbstractGeometry, Geometry, PointCloud, as_geometry
 from ot_jax.geometry.grid import Grid
 
@@ -16,4 +16,5 @@ __all__ = [
     "PNorm",
     "Cosine",
     "FunctionCost",
+    "SobelCost",
 ]

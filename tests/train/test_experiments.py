@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -40,6 +41,12 @@ TINY = {
                           "experiment.n_iters=20", "experiment.show_inputs=2"],
     "color_transfer": ["experiment.stride=16", "experiment.ipot_max_iters=300", "experiment.n_palette=64"],
 }
+# Training experiments: 2 steps, no checkpoints, small evaluations.
+TRAIN_TINY = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
+              "loop.progress=false", "trainer.eval_samples=64"]
+TRAINING = {"spot_w_distance", "spot_pairs_gaussians", "spot_pairs_sine", "spot_hidden_units", "spot_digit_pairs"}
+for _name in TRAINING:
+    TINY[_name] = TRAIN_TINY + (["data.n_samples=1000"] if _name != "spot_digit_pairs" else [])
 
 
 @pytest.fixture(autouse=True)
@@ -59,24 +66,32 @@ def test_every_experiment_has_tiny_overrides():
     assert set(EXPERIMENTS) <= set(TINY), f"add tiny overrides for {sorted(set(EXPERIMENTS) - set(TINY))}"
 
 
-def test_default_experiment_is_ipot_convergence():
+def test_default_experiment_is_the_spot_w_distance_run():
     cfg = _compose([])
-    assert cfg.experiment._target_ == "train.experiments.ipot_convergence.run"
-    assert cfg.x64 is True and cfg.seed == 0
+    assert cfg.trainer._target_ == "train.spot.build" and cfg.experiment is None
+    assert cfg.trainer.true_value == 5.0 and cfg.cost._target_ == "ot_jax.Euclidean"
+    assert cfg.x64 is False and cfg.seed == 0
 
 
 def test_run_and_sweep_dirs_are_named_after_the_experiment():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["experiment=ipot_plans"], return_hydra_config=True)
     # The sweep dir is resolved by the launcher before HydraConfig exists: it must not need it.
-    assert OmegaConf.select(cfg, "hydra.sweep.dir").startswith("multirun/ipot_plans/")
+    assert OmegaConf.select(cfg, "hydra.sweep.dir") == "multirun/ipot_plans"
     assert OmegaConf.to_container(cfg.hydra.run)["dir"].startswith("outputs/${hydra:runtime.choices.experiment}/")
+    assert "override_dirname" in OmegaConf.to_container(cfg.hydra.sweep)["subdir"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_runs(name, tmp_path):
     cfg = _compose([f"experiment={name}", *TINY[name]])
     metrics = run_config(cfg, str(tmp_path))
+    if name in TRAINING:
+        assert (tmp_path / "spot.png").stat().st_size > 10_000
+        records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [1, 2] and np.isfinite(records[-1]["w_estimate"])
+        assert json.loads((tmp_path / "metrics.json").read_text())["trainer"] == "train.spot.build"
+        return
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["experiment"] == name == metrics["experiment"]
@@ -123,7 +138,9 @@ def test_experiment_composes_and_runs(name, tmp_path):
 
 
 @pytest.mark.parametrize("overrides, key", [
-    (["experiment.n_ponts=5"], "n_ponts"),
+    (["experiment=ipot_plans", "experiment.n_ponts=5"], "n_ponts"),
+    (["trainer.etaa=5"], "etaa"),
+    (["loop.stesp=5"], "stesp"),
     (["x46=false"], "x46"),
     (["experiment=ipot_scaling", "experiment.repeets=2"], "repeets"),
 ])
@@ -135,7 +152,7 @@ def test_misspelt_key_is_rejected_by_name(overrides, key):
 
 def test_forced_unknown_key_fails_at_the_call(tmp_path):
     # "+key=value" opens the struct on purpose; the experiment's keyword-only signature still refuses it.
-    cfg = _compose(["+experiment.n_ponts=5"])
+    cfg = _compose(["experiment=ipot_plans", "+experiment.n_ponts=5"])
     with pytest.raises(Exception, match="n_ponts"):
         run_config(cfg, str(tmp_path))
     assert not (tmp_path / "metrics.json").exists()
@@ -156,6 +173,19 @@ def test_entry_point_subprocess(tmp_path):
     assert metrics["methods"]["ipot[beta=0.1,L=1]"]["rel_error"] < 1e-3
     assert list(cwd.iterdir()) == [], "the app wrote into the working directory"
 
-    bad = subprocess.run([sys.executable, "-m", "train", "experiment.n_ponts=5", f"hydra.run.dir={run_dir}_bad"],
+    bad = subprocess.run([sys.executable, "-m", "train", "experiment=ipot_plans", "experiment.n_ponts=5",
+                          f"hydra.run.dir={run_dir}_bad"],
                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "n_ponts" in bad.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+model.hiden=[4,4]"], "model.hiden not accepted by ot_jax.nn.Generator"),
+    (["+data.samplers.0.sdt=2"], r"data.samplers\[0\].sdt not accepted by ot_jax.data.gaussian"),
+    (["+optimizer.lr=1e-3"], "optimizer.lr not accepted by optax.adam"),
+])
+def test_keys_unknown_to_a_target_fail_before_training(overrides, message, tmp_path):
+    cfg = _compose([*overrides, *TRAIN_TINY])
+    with pytest.raises(ValueError, match=message):
+        run_config(cfg, str(tmp_path))
+    assert not (tmp_path / "metrics.jsonl").exists()

@@ -1,0 +1,147 @@
+"""scikit-learn digits, transformed domains and array samplers (ot_jax/data/digits.py)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ot_jax.data
+from ot_jax.data.digits import DIGIT_TRANSFORMS, array_sampler, digit_shape, digits, load_digits
+
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _default_float():
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def test_plain_digits():
+    x, y = load_digits()
+    assert x.shape == (1797, 64) and x.dtype == np.float32 and y.shape == (1797,)
+    assert x.min() == 0.0 and x.max() == 1.0
+    np.testing.assert_allclose(x * 16, np.round(x * 16), atol=1e-5)  # the 17 grey levels k / 16
+    assert set(np.unique(y).tolist()) == set(range(10)) and np.issubdtype(y.dtype, np.integer)
+    x64, _ = load_digits(dtype=np.float64)
+    assert x64.dtype == np.float64
+    x[0, 0] = 0.5  # fresh writable copies: the cache is unaffected
+    assert load_digits()[0][0, 0] == x64[0, 0]
+
+
+@pytest.mark.parametrize("transform", DIGIT_TRANSFORMS)
+def test_shapes_range_labels(transform):
+    x, y = load_digits(transform=transform)
+    c = digit_shape(transform)[2]
+    assert digit_shape(transform)[:2] == (8, 8) and c in (1, 3)
+    assert x.shape == (1797, 64 * c) and x.min() >= 0.0 and x.max() <= 1.0
+    np.testing.assert_array_equal(y, load_digits()[1])
+
+
+def test_inverted_is_one_minus_none():
+    np.testing.assert_allclose(load_digits(transform="inverted")[0], 1.0 - load_digits()[0], atol=1e-7)
+
+
+@pytest.mark.parametrize("transform", ["colored", "textured"])
+def test_seeded_determinism(transform):
+    a = load_digits(transform=transform, seed=0)[0]
+    np.testing.assert_array_equal(a, load_digits(transform=transform, seed=0)[0])
+    b = load_digits(transform=transform, seed=1)[0]
+    assert np.abs(a - b).mean() > 0.05
+    # "none" and "inverted" ignore the seed
+    np.testing.assert_array_equal(load_digits(seed=3)[0], load_digits()[0])
+
+
+def test_colored_structure():
+    grey = load_digits(dtype=np.float64)[0]
+    rgb = load_digits(transform="colored", dtype=np.float64)[0].reshape(-1, 8, 8, 3)  # flat C-order [H, W, C]
+    lum = rgb.reshape(-1, 64, 3) @ LUMA
+    corr = np.array([np.corrcoef(g, l)[0, 1] for g, l in zip(grey, lum)])
+    assert np.all(np.abs(corr) > 0.99)  # luminance is affine in the grey digit, per image
+    assert 0.2 < (corr > 0).mean() < 0.8  # both bright-on-dark and dark-on-bright images
+    # a pixel is bg + x (fg - bg): at a blank pixel it is the background; the foreground is extrapolated
+    # from the brightest stroke pixel; the two colours differ in luma by at least 0.3
+    px = rgb.reshape(-1, 64, 3)
+    bg = np.stack([p[gi == 0].mean(0) for p, gi in zip(px, grey)])
+    top = grey.argmax(1)
+    fg = bg + (px[np.arange(len(px)), top] - bg) / grey[np.arange(len(px)), top][:, None]
+    np.testing.assert_allclose(px, bg[:, None] + grey[..., None] * (fg - bg)[:, None], atol=1e-6)
+    assert np.all(np.abs((fg - bg) @ LUMA) >= 0.3 - 1e-9)
+    assert bg.std(0).min() > 0.2 and fg.std(0).min() > 0.2  # random colours, not a constant tint
+
+
+def test_textured_structure():
+    grey = load_digits(dtype=np.float64)[0]
+    rgb = load_digits(transform="textured", dtype=np.float64)[0].reshape(-1, 64, 3)
+    lum = rgb @ LUMA
+    corr = np.array([np.corrcoef(g, l)[0, 1] if l.std() > 0 else 0.0 for g, l in zip(grey, lum)])
+    assert np.mean(np.abs(corr)) > 0.6  # the stroke survives the |patch - stroke| blend
+    # where the digit is blank the pixel is the patch itself: backgrounds are not constant
+    blank = grey == 0.0
+    assert np.mean([rgb[i][blank[i]].std() for i in range(200)]) > 0.01
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="'none', 'inverted', 'colored', 'textured'"):
+        load_digits(transform="mnistm")
+    with pytest.raises(ValueError, match="unknown transform"):
+        digit_shape("rotated")
+    with pytest.raises(ValueError, match="dtype"):
+        load_digits(dtype=np.uint8)
+    with pytest.raises(ValueError, match="seed"):
+        load_digits(transform="colored", seed=-1)
+    k = jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match="classes"):
+        digits(k, 3, classes=[11])
+    with pytest.raises(ValueError, match="classes"):
+        digits(k, 3, classes=[])
+    with pytest.raises(ValueError, match="n must be"):
+        digits(k, 0)
+    with pytest.raises(ValueError, match="unknown transform"):
+        digits(k, 3, transform="foo")
+    with pytest.raises(ValueError, match="2-D"):
+        array_sampler(np.zeros(5))
+    with pytest.raises(ValueError, match="non-empty"):
+        array_sampler(np.zeros((0, 3)))
+
+
+def test_digits_sampler_jit_and_classes():
+    n = 2000
+    f = jax.jit(functools.partial(digits, transform="colored", classes=[3, 7]), static_argnums=1)
+    k0, k1 = jax.random.PRNGKey(0), jax.random.PRNGKey(1)
+    x = f(k0, n)
+    assert x.shape == (n, 192) and x.dtype == _default_float()
+    np.testing.assert_array_equal(np.asarray(f(k0, n)), np.asarray(x))
+    assert not np.array_equal(np.asarray(f(k1, n)), np.asarray(x))
+    data, labels = load_digits(transform="colored", dtype=np.float64)
+    rows = {r.tobytes(): i for i, r in enumerate(data[np.isin(labels, [3, 7])].astype(x.dtype))}
+    hit = [rows.get(r.tobytes()) for r in np.asarray(x)]
+    assert None not in hit  # every sample is one of the 3s and 7s
+    counts = np.bincount(hit, minlength=len(rows))
+    assert (counts > 0).mean() > 0.97  # uniform with replacement, ~5.5 draws per image: nearly all hit
+    assert counts.max() < 20
+    # an eager call draws the same images
+    np.testing.assert_array_equal(np.asarray(digits(k0, n, transform="colored", classes=[3, 7])), np.asarray(x))
+
+
+def test_array_sampler():
+    data = np.arange(30.0).reshape(10, 3)
+    f = array_sampler(data)
+    x = np.asarray(jax.jit(f, static_argnums=1)(jax.random.PRNGKey(0), 500))
+    assert x.shape == (500, 3) and x.dtype == _default_float()
+    assert set(x[:, 0].tolist()) == set(data[:, 0].tolist())  # all rows drawn, only rows drawn
+    np.testing.assert_array_equal(x[:, 1] - x[:, 0], 1.0)
+    assert jax.eval_shape(lambda k: array_sampler(jnp.ones((2, 4)))(k, 3), jax.random.PRNGKey(0)).shape == (3, 4)
+
+
+def test_package_layout_and_hydra_paths():
+    from hydra.utils import get_method
+
+    import ot_jax.data.digits as module
+
+    assert ot_jax.data.digits is module  # the module is not shadowed by the sampler of the same name
+    assert get_method("ot_jax.data.digits.digits") is digits
+    assert get_method("ot_jax.data.load_digits") is load_digits
+    assert get_method("ot_jax.data.laws.eight_gaussians") is ot_jax.data.eight_gaussians
+    for name in ("DIGIT_TRANSFORMS", "digit_shape", "load_digits", "array_sampler"):
+        assert getattr(ot_jax.data, name) is getattr(module, name)

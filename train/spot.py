@@ -1,0 +1,249 @@
+"""SPOT trainer (thesis ch. 3, Algorithm 3): a generator of coupled samples and one
+spectral-normalised critic per marginal, trained on the minimax objective
+:func:`ot_jax.losses.spot_objective`.
+
+One training step = ``n_critic`` ascent steps of the critics (each preceded by one
+power-iteration step of their spectral normalisation) then one descent step of the
+generator. ``build`` returns a :class:`train.loop.Trainer`; the generic loop does
+the rest (``python -m train experiment=spot_w_distance``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from ot_jax.losses import multi_marginal_cost, spot_objective
+from ot_jax.nn import SpectralVector, power_iteration
+from ot_jax.sliced import sliced_wasserstein
+from train.data import Marginals
+from train.experiments.report import format_table
+from train.loop import Trainer
+from train.spot_figures import spot_figure
+
+__all__ = ["build", "SpotState", "CriticSet", "make_models"]
+
+
+class CriticSet(nnx.Module):
+    """The K critics λ_1 … λ_K as one module (one Param state, one optimiser)."""
+
+    def __init__(self, critics: Sequence[nnx.Module]):
+        self.members = nnx.List(list(critics))
+
+    def __len__(self):
+        return len(self.members)
+
+    def __getitem__(self, k):
+        return self.members[k]
+
+
+class SpotState(NamedTuple):
+    """The SPOT training state (a pytree of arrays; what Orbax checkpoints)."""
+
+    generator: Any  # nnx.State of the generator's nnx.Param
+    generator_rest: Any  # its other variables (none for the MLP generators)
+    critics: Any  # nnx.State of the critics' nnx.Param
+    critics_rest: Any  # their SpectralVector power-iteration state
+    generator_opt: Any  # optax state
+    critics_opt: Any
+    generator_ema: Any  # exponential moving average of ``generator`` (what is evaluated)
+
+
+def _accepts(factory, name: str) -> bool:
+    target = getattr(factory, "func", factory)
+    if inspect.isclass(target):  # NNX module classes: their metaclass hides __init__'s signature
+        target = target.__init__
+    try:
+        return name in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def make_models(data: Marginals, model: Callable, critic: Callable, key: jax.Array):
+    """Build the generator and the critics for ``data``'s marginals.
+
+    ``model`` and ``critic`` are partial constructors (``_partial_: true`` configs).
+    Image modules take shapes (``image_shapes`` / ``image_shape``), vector modules
+    dimensions (``out_features`` / ``in_features``).
+
+    Returns:
+      ``(generator, CriticSet)``.
+    """
+    kg, kc = jax.random.split(key)
+    shapes, dims = data.point_shapes, data.dims
+    if _accepts(model, "image_shapes"):
+        generator = model(image_shapes=shapes, rngs=nnx.Rngs(kg))
+    else:
+        generator = model(out_features=dims, rngs=nnx.Rngs(kg))
+    critics = []
+    for k, (shape, dim) in enumerate(zip(shapes, dims)):
+        rngs = nnx.Rngs(jax.random.fold_in(kc, k))
+        critics.append(critic(image_shape=shape, rngs=rngs) if _accepts(critic, "image_shape")
+                       else critic(in_features=dim, rngs=rngs))
+    return generator, CriticSet(critics)
+
+
+LR_DECAYS = ("none", "cosine", "linear")
+
+
+def _decay(kind: str, steps: int, final_fraction: float) -> optax.GradientTransformation:
+    """Scale updates by a schedule from 1 to ``final_fraction`` over ``steps`` updates."""
+    if kind not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {kind!r}")
+    if kind == "none":
+        return optax.identity()
+    if steps < 1 or not 0.0 <= final_fraction <= 1.0:
+        raise ValueError(f"need decay_steps >= 1 and 0 <= final_lr_fraction <= 1, got {steps}, {final_fraction}")
+    if kind == "cosine":
+        return optax.scale_by_schedule(optax.cosine_decay_schedule(1.0, steps, alpha=final_fraction))
+    return optax.scale_by_schedule(optax.linear_schedule(1.0, final_fraction, steps))
+
+
+def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: optax.GradientTransformation,
+          cost: Callable, seed: int, output_dir: str, eta: float, n_critic: int, batch_size: int,
+          coupling: str = "pairs", eval_samples: int = 10_000, true_value: float | None = None,
+          critic_lr_scale: float = 1.0, ema_decay: float = 0.0, lr_decay: str = "none",
+          decay_steps: int = 1, final_lr_fraction: float = 0.01) -> Trainer:
+    """The SPOT trainer.
+
+    Args:
+      data: K >= 2 marginals (:class:`train.data.Marginals`).
+      model: partial generator constructor (``ot_jax.nn.Generator`` / ``ImageGenerator``).
+      critic: partial critic constructor (``ot_jax.nn.Critic`` / ``ConvCritic``).
+      optimizer: optax transformation of the generator (thesis: Adam, β = (0.5, 0.999)).
+      cost: ground cost of two points (``ot_jax.geometry`` costs, ``ot_jax.SobelCost``).
+      seed: the run seed (the fixed data sets are drawn from it).
+      output_dir: where the figures go.
+      eta: penalty weight η of the marginal terms (thesis: 1e4).
+      n_critic: critic ascent steps per generator step.
+      batch_size: samples per marginal and latent draws per step (thesis: 100).
+      coupling: cost of K >= 3 marginals (``ot_jax.losses.multi_marginal_cost``).
+      eval_samples: latent draws of each evaluation of the transport cost.
+      true_value: the exact OT cost when known; adds ``rel_error`` to the evaluations.
+      critic_lr_scale: the critics' optimiser is ``optimizer`` followed by this scale.
+      ema_decay: evaluations and samples use an exponential moving average of the
+        generator's parameters with this decay (Polyak averaging, as in Yazıcı et al.
+        2019 for GANs); 0 uses the current parameters.
+      lr_decay: ``"none"``, or ``"cosine"`` / ``"linear"``: both optimisers' steps are
+        scaled from 1 down to ``final_lr_fraction`` over ``decay_steps`` generator steps
+        (the critics' schedule counts their ``n_critic`` updates per generator step).
+
+    Returns:
+      a :class:`train.loop.Trainer` with state :class:`SpotState`.
+    """
+    if len(data.samplers) < 2:
+        raise ValueError(f"SPOT couples >= 2 marginals, the data has {len(data.samplers)}")
+    if n_critic < 1 or batch_size < 1 or eval_samples < 1:
+        raise ValueError(f"need n_critic, batch_size, eval_samples >= 1, got {n_critic}, {batch_size}, {eval_samples}")
+    if not eta > 0:
+        raise ValueError(f"eta must be > 0, got {eta}")
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    generator_tx = optax.chain(optimizer, _decay(lr_decay, decay_steps, final_lr_fraction))
+    critic_tx = optax.chain(optimizer, _decay(lr_decay, decay_steps * n_critic, final_lr_fraction),
+                            optax.scale(critic_lr_scale))
+    data_key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
+    pools = data.pools(data_key)
+    k = len(data.samplers)
+
+    abstract = nnx.eval_shape(lambda: make_models(data, model, critic, jax.random.PRNGKey(0)))
+    gen_def = nnx.graphdef(abstract[0])
+    crit_def = nnx.graphdef(abstract[1])
+
+    def init(key) -> SpotState:
+        generator, critics = make_models(data, model, critic, key)
+        _, g_params, g_rest = nnx.split(generator, nnx.Param, ...)
+        _, c_params, c_rest = nnx.split(critics, nnx.Param, ...)
+        return SpotState(g_params, g_rest, c_params, c_rest, generator_tx.init(g_params), critic_tx.init(c_params),
+                         g_params)
+
+    def objective(g_params, g_rest, c_params, c_rest, batch, key):
+        generator = nnx.merge(gen_def, g_params, g_rest)
+        critics = nnx.merge(crit_def, c_params, c_rest)
+        return spot_objective(generator, list(critics.members), batch, key, cost_fn=cost, eta=eta,
+                              coupling=coupling)
+
+    def critic_update(state: SpotState, key) -> tuple[SpotState, Any]:
+        critics = nnx.merge(crit_def, state.critics, state.critics_rest)
+        power_iteration(critics)
+        _, _, c_rest = nnx.split(critics, nnx.Param, ...)
+        kb, kz = jax.random.split(key)
+        batch = data.batch(pools, kb, batch_size)
+
+        def negative(c_params):
+            value, terms = objective(state.generator, state.generator_rest, c_params, c_rest, batch, kz)
+            return -value, terms
+
+        grads, terms = jax.grad(negative, has_aux=True)(state.critics)
+        updates, opt = critic_tx.update(grads, state.critics_opt, state.critics)
+        return state._replace(critics=optax.apply_updates(state.critics, updates), critics_rest=c_rest,
+                              critics_opt=opt), terms.gaps
+
+    def step(state: SpotState, key):
+        kc, kb, kz = jax.random.split(key, 3)
+        state, gaps = jax.lax.scan(critic_update, state, jax.random.split(kc, n_critic))
+        batch = data.batch(pools, kb, batch_size)
+        (value, terms), grads = jax.value_and_grad(
+            lambda g: objective(g, state.generator_rest, state.critics, state.critics_rest, batch, kz),
+            has_aux=True)(state.generator)
+        updates, opt = generator_tx.update(grads, state.generator_opt, state.generator)
+        params = optax.apply_updates(state.generator, updates)
+        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.generator_ema, params)
+        state = state._replace(generator=params, generator_opt=opt, generator_ema=ema)
+        metrics = {"objective": value, "transport": terms.transport}
+        metrics.update({f"gap_{i}": terms.gaps[i] for i in range(k)})
+        metrics.update({f"critic_gap_{i}": gaps[-1, i] for i in range(k)})
+        return state, metrics
+
+    @jax.jit
+    def _evaluate(state: SpotState, key):
+        kz, kd = jax.random.split(key)
+        generator = nnx.merge(gen_def, state.generator_ema, state.generator_rest)
+        z = jax.random.normal(kz, (eval_samples, generator.latent_dim))
+        generated = generator(z)
+        out = {"w_estimate": jnp.mean(multi_marginal_cost(generated, cost, coupling=coupling))}
+        n_fit = min(eval_samples, 2000)
+        real = data.batch(pools, kd, n_fit)
+        for i in range(k):
+            out[f"marginal_sw_{i}"] = sliced_wasserstein(kd, generated[i][:n_fit], real[i], n_projections=64)
+        return out
+
+    def evaluate(state, key):
+        out = dict(_evaluate(state, key))
+        if true_value is not None:
+            out["rel_error"] = jnp.abs(out["w_estimate"] - true_value) / abs(true_value)
+        return out
+
+    def samples(state, key, n):
+        """``n`` generated K-tuples and ``n`` data points per marginal (host arrays)."""
+        generator = nnx.merge(gen_def, state.generator_ema, state.generator_rest)
+        z = jax.random.normal(key, (n, generator.latent_dim))
+        real = data.batch(pools, jax.random.fold_in(key, 1), n)
+        return [np.asarray(g) for g in generator(z)], [np.asarray(r) for r in real]
+
+    def report(state, history):
+        last = next((r for r in reversed(history) if "w_estimate" in r), None)
+        if last is None:
+            return {}
+        summary = {"step": last["step"], "w_estimate": last["w_estimate"], "true_value": true_value,
+                   "rel_error": last.get("rel_error"),
+                   "marginal_sw": [last[f"marginal_sw_{i}"] for i in range(k)]}
+        row = ["SPOT", last["step"], last["w_estimate"], true_value,
+               None if true_value is None else 100 * last["rel_error"]]
+        print(format_table(["method", "steps", "estimated W", "true W", "rel. error %"], [row],
+                           title=f"SPOT transport cost ({eval_samples} latent samples)"))
+        return summary
+
+    def figures(state, history, out_dir):
+        generated, real = samples(state, jax.random.PRNGKey(seed + 1), 400)
+        return [spot_figure(history, generated, real, data.point_shapes, out_dir, true_value=true_value,
+                            names=data.names)]
+
+    return Trainer(init=init, step=step, evaluate=evaluate, figures=figures, report=report)
