@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow bench figures clean
+.PHONY: run test test-slow bench figures sweeps clean
 .DEFAULT_GOAL := run
 
 $(PY):
@@ -37,6 +37,14 @@ bench: $(VENV)/.installed-dev
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py
+
+# Thesis figures 3.2 and 3.3: SPOT multirun sweeps (2 parallel local jobs), then the figures.
+SWEEP := $(PY) -m train -m hydra/launcher=local_parallel loop.progress=false
+sweeps: $(VENV)/.installed-run
+	$(SWEEP) experiment=spot_w_distance optimizer.learning_rate=1e-3,1e-4,1e-5 seed=0,1,2,3,4 hydra.sweep.dir=multirun/fig3_2
+	$(PY) scripts/spot_sweep_figures.py fig3_2 multirun/fig3_2 --out docs/figures/fig3_2_spot_w_vs_step.png
+	$(SWEEP) experiment=spot_hidden_units 'model.hidden=[2,2],[4,4],[8,8],[16,16],[32,32],[64,64],[128,128],[256,256]' seed=0,1,2 hydra.sweep.dir=multirun/fig3_3
+	$(PY) scripts/spot_sweep_figures.py fig3_3 multirun/fig3_3 --out docs/figures/fig3_3_spot_hidden_units.png
 
 clean:
 	rm -rf $(VENV) outputs multirun

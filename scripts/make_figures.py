@@ -10,6 +10,11 @@ PNG to ``docs/figures/``:
     color_transfer   -> fig2_7_color_transfer.png     (thesis Fig. 2.7)
     digit_barycenters -> fig2_8_digit_barycenters.png (thesis Fig. 2.8)
     point_cloud_matching -> slides_point_cloud_matching.png (lecture slides: EMD vs Chamfer)
+    spot_pairs_gaussians -> fig3_6_spot_pairs_gaussians.png (thesis Fig. 3.6, upper row)
+    spot_pairs_sine  -> fig3_6_spot_pairs_sine.png    (thesis Fig. 3.6, lower row)
+    spot_digit_pairs -> fig3_5_spot_digit_pairs.png   (in the spirit of thesis Fig. 3.5)
+
+Figures 3.2 and 3.3 come from multirun sweeps: ``make sweeps`` (scripts/spot_sweep_figures.py).
 
 Usage: ``python scripts/make_figures.py [--only NAME ...] [--keep]`` (``--keep``: leave
 the run directories, with metrics.json and the resolved configs, and print where).
@@ -34,18 +39,23 @@ FIGURES = {
     "color_transfer": "fig2_7_color_transfer.png",
     "digit_barycenters": "fig2_8_digit_barycenters.png",
     "point_cloud_matching": "slides_point_cloud_matching.png",
+    "spot_pairs_gaussians": "fig3_6_spot_pairs_gaussians.png",
+    "spot_pairs_sine": "fig3_6_spot_pairs_sine.png",
+    "spot_digit_pairs": "fig3_5_spot_digit_pairs.png",
 }
+# Training runs draw spot.png; analyses draw <experiment>.png.
+SOURCE = {name: "spot.png" for name in FIGURES if name.startswith("spot_")}
 
 
 def make(name: str, run_root: Path, out_dir: Path) -> Path:
     """Run experiment ``name`` into ``run_root/name`` and copy its PNG to ``out_dir``; returns the copy."""
     run_dir = run_root / name
-    cmd = [sys.executable, "-m", "train", f"experiment={name}", f"hydra.run.dir={run_dir}"]
+    cmd = [sys.executable, "-m", "train", f"experiment={name}", f"hydra.run.dir={run_dir}", "resume=false"]
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
     target = out_dir / FIGURES[name]
-    shutil.copyfile(run_dir / f"{name}.png", target)
+    shutil.copyfile(run_dir / SOURCE.get(name, f"{name}.png"), target)
     print(f"-> {target.relative_to(ROOT)}  ({time.perf_counter() - start:.1f} s)\n", flush=True)
     return target
 

@@ -21,7 +21,7 @@ import optax
 from flax import nnx
 
 from ot_jax.losses import multi_marginal_cost, spot_objective
-from ot_jax.nn import SpectralVector, power_iteration
+from ot_jax.nn import power_iteration
 from ot_jax.sliced import sliced_wasserstein
 from train.data import Marginals
 from train.experiments.report import format_table
