@@ -34,6 +34,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_sliced.py
 	$(PY) scripts/bench_assignment.py
 	$(PY) scripts/bench_barycenter.py
+	$(PY) scripts/bench_train.py
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py

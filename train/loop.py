@@ -237,7 +237,8 @@ def fit(trainer: Trainer, *, seed: int, output_dir: str, steps: int, log_every: 
                 if name != "step" and isinstance(value, int | float):
                     writer.add_scalar(name, value, record["step"])
 
-    bar = tqdm(total=steps, initial=start, disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=steps, initial=start, disable=None if progress else True,  # None: off without a terminal
+               dynamic_ncols=True, leave=False)
     train_seconds, trained = 0.0, 0
     step = start
     try:
