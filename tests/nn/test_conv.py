@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from tests.nn.shapes import abstract_run
 from ot_jax.nn import ConvCritic, ConvDecoder, ImageGenerator, SpectralConv, SpectralLinear, SpectralVector
 from ot_jax.nn import activation, power_iteration
 
@@ -22,38 +23,26 @@ def _flat(shape):
     return shape[0] * shape[1] * shape[2]
 
 
-def _abstract(make, *input_shapes):
-    """Output shapes of ``make()(*inputs)``, built and run abstractly; and the abstract module."""
-    box = {}
-
-    def run(*xs):
-        box["model"] = model = make()
-        return model(*xs)
-
-    out = jax.eval_shape(run, *[jax.ShapeDtypeStruct(s, jnp.float64) for s in input_shapes])
-    return jax.tree.map(lambda s: s.shape, out), box["model"]
-
-
 @pytest.mark.parametrize("image_shape", [*SHAPES, (28, 28, 3)])
 @pytest.mark.parametrize("channels", [SMALL, (32, 64)])
 def test_conv_critic_shapes(image_shape, channels):
     d = _flat(image_shape)
-    out, f = _abstract(lambda: ConvCritic(image_shape, channels=channels, rngs=nnx.Rngs(0)), (2, d))
+    out, f = abstract_run(lambda: ConvCritic(image_shape, channels=channels, rngs=nnx.Rngs(0)), (2, d))
     assert out == (2,)
     assert all(type(c) is SpectralConv for c in f.convs) and type(f.head) is SpectralLinear
     h, w, _ = image_shape
     assert f.head.in_features == -(-h // 4) * -(-w // 4) * channels[-1]  # two stride-2 convs, SAME
-    out, _ = _abstract(lambda: ConvCritic(image_shape, channels=channels, rngs=nnx.Rngs(0)), (1, 2, d))
+    out, _ = abstract_run(lambda: ConvCritic(image_shape, channels=channels, rngs=nnx.Rngs(0)), (1, 2, d))
     assert out == (1, 2)
 
 
 def test_conv_critic_without_spectral_norm():
-    out, g = _abstract(lambda: ConvCritic((8, 8, 3), spectral_norm=False, rngs=nnx.Rngs(0)), (2, 192))
+    out, g = abstract_run(lambda: ConvCritic((8, 8, 3), spectral_norm=False, rngs=nnx.Rngs(0)), (2, 192))
     assert out == (2,)
     assert all(type(c) is nnx.Conv for c in g.convs) and type(g.head) is nnx.Linear
     assert len(nnx.to_flat_state(nnx.state(g, SpectralVector))) == 0
     with pytest.raises(ValueError, match="expected flat images"):
-        _abstract(lambda: ConvCritic((8, 8, 3), rngs=nnx.Rngs(0)), (2, 64))
+        abstract_run(lambda: ConvCritic((8, 8, 3), rngs=nnx.Rngs(0)), (2, 64))
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +92,10 @@ def test_conv_critic_power_iteration_updates_only_u(critic):
 @pytest.mark.parametrize("channels", [SMALL[::-1], (64, 32)])
 def test_conv_decoder_shapes(image_shape, channels):
     d = _flat(image_shape)
-    out, dec = _abstract(lambda: ConvDecoder(5, image_shape, channels=channels, rngs=nnx.Rngs(0)), (3, 5))
+    out, dec = abstract_run(lambda: ConvDecoder(5, image_shape, channels=channels, rngs=nnx.Rngs(0)), (3, 5))
     assert out == (3, d) and dec.latent_dim == 5
     assert dec.base_shape == (image_shape[0] // 4, image_shape[1] // 4, channels[0])
-    out, _ = _abstract(lambda: ConvDecoder(5, image_shape, channels=channels, rngs=nnx.Rngs(0)), (2, 3, 5))
+    out, _ = abstract_run(lambda: ConvDecoder(5, image_shape, channels=channels, rngs=nnx.Rngs(0)), (2, 3, 5))
     assert out == (2, 3, d)
 
 
@@ -124,7 +113,7 @@ def test_conv_decoder_rejects_bad_shapes():
 @pytest.mark.parametrize("shared_trunk", [True, False])
 @pytest.mark.parametrize("shapes", [[(8, 8, 1)], [(8, 8, 1), (28, 28, 1)], [(8, 8, 1), (8, 8, 3), (28, 28, 1)]])
 def test_image_generator_shapes(shared_trunk, shapes):
-    out, g = _abstract(lambda: ImageGenerator(5, shapes, shared_trunk=shared_trunk, rngs=nnx.Rngs(0)), (2, 5))
+    out, g = abstract_run(lambda: ImageGenerator(5, shapes, shared_trunk=shared_trunk, rngs=nnx.Rngs(0)), (2, 5))
     assert g.latent_dim == 5 and len(g.decoders) == len(shapes)
     assert out == tuple((2, _flat(s)) for s in shapes)
     assert (g.trunk is not None) == shared_trunk

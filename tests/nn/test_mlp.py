@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 import ot_jax.nn
+from tests.nn.shapes import abstract_run
 from ot_jax.nn import (
     MLP,
     Critic,
@@ -20,18 +21,6 @@ from ot_jax.nn import (
     activation,
     power_iteration,
 )
-
-
-def _abstract(make, *input_shapes):
-    """Output shapes of ``make()(*inputs)``, built and run abstractly; and the abstract module."""
-    box = {}
-
-    def run(*xs):
-        box["model"] = model = make()
-        return model(*xs)
-
-    out = jax.eval_shape(run, *[jax.ShapeDtypeStruct(s, jnp.float64) for s in input_shapes])
-    return jax.tree.map(lambda s: s.shape, out), box["model"]
 
 
 NAMES = ["leaky_relu", "relu", "elu", "tanh", "silu", "softplus", "sigmoid", "identity"]
@@ -60,7 +49,7 @@ def test_mlp_shapes_and_layers(rng, spectral_norm):
     kind = SpectralLinear if spectral_norm else nnx.Linear
     assert all(type(layer) is kind for layer in mlp.layers)
     for batch in [(4,), (2, 4), ()]:
-        shape, _ = _abstract(lambda: MLP(3, 2, hidden=[8, 8], spectral_norm=spectral_norm, rngs=nnx.Rngs(0)),
+        shape, _ = abstract_run(lambda: MLP(3, 2, hidden=[8, 8], spectral_norm=spectral_norm, rngs=nnx.Rngs(0)),
                              (*batch, 3))
         assert shape == (*batch, 2)
     # matches the written-out composition
@@ -96,8 +85,8 @@ def test_critic_shapes(spectral_norm):
         return Critic(3, hidden=[8, 8], spectral_norm=spectral_norm, rngs=nnx.Rngs(0))
 
     for batch in [(4,), (2, 4), ()]:
-        assert _abstract(make, (*batch, 3))[0] == batch
-    f = _abstract(make, (3,))[1]
+        assert abstract_run(make, (*batch, 3))[0] == batch
+    f = abstract_run(make, (3,))[1]
     n_sv = len(nnx.to_flat_state(nnx.state(f, SpectralVector)))
     assert n_sv == (3 if spectral_norm else 0)
 
@@ -105,7 +94,7 @@ def test_critic_shapes(spectral_norm):
 @pytest.mark.parametrize("shared_trunk", [False, True])
 @pytest.mark.parametrize("out_features", [[2], [2, 3], [2, 3, 4]])
 def test_generator_shapes(shared_trunk, out_features):
-    shapes, g = _abstract(
+    shapes, g = abstract_run(
         lambda: Generator(3, out_features, hidden=[8, 8], shared_trunk=shared_trunk, rngs=nnx.Rngs(0)), (5, 3))
     assert g.latent_dim == 3
     assert isinstance(shapes, tuple)
@@ -133,7 +122,7 @@ def test_generator_structure(rng):
     a, b = Generator(3, [2, 2], hidden=[8, 8], rngs=nnx.Rngs(0))(z)
     assert not np.allclose(a, b)
     # an int is one marginal; no hidden layers + shared trunk is an affine map per marginal
-    shapes, g = _abstract(lambda: Generator(3, 2, hidden=[], shared_trunk=True, rngs=nnx.Rngs(0)), (5, 3))
+    shapes, g = abstract_run(lambda: Generator(3, 2, hidden=[], shared_trunk=True, rngs=nnx.Rngs(0)), (5, 3))
     assert shapes == ((5, 2),) and len(g.trunk) == 0
     with pytest.raises(ValueError, match="at least one"):
         Generator(3, [], hidden=[8], rngs=nnx.Rngs(0))
@@ -183,10 +172,10 @@ def test_strict_dtype_promotion(dtype):
 
 def test_integer_like_sizes_are_accepted():
     # sizes from NumPy or a config (OmegaConf) arrive as integer-like objects; they are stored as ints
-    _, g = _abstract(lambda: Generator(np.int64(3), np.array([2, 3]), hidden=(np.int32(8),), rngs=nnx.Rngs(0)),
+    _, g = abstract_run(lambda: Generator(np.int64(3), np.array([2, 3]), hidden=(np.int32(8),), rngs=nnx.Rngs(0)),
                      (5, 3))
     assert g.latent_dim == 3 and type(g.latent_dim) is int and g.out_features == (2, 3)
-    _, f = _abstract(lambda: Critic(np.int64(3), hidden=[8], rngs=nnx.Rngs(0)), (5, 3))
+    _, f = abstract_run(lambda: Critic(np.int64(3), hidden=[8], rngs=nnx.Rngs(0)), (5, 3))
     assert type(f.in_features) is int
     with pytest.raises(ValueError, match="latent_dim"):
         Generator(3.0, [2], hidden=[8], rngs=nnx.Rngs(0))
