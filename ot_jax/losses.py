@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from ot_jax.geometry.costs import CostFn, as_cost_fn
+from ot_jax.solvers.problem import is_concrete
 
 __all__ = ["SpotTerms", "multi_marginal_cost", "spot_objective", "COUPLINGS"]
 
@@ -100,7 +101,7 @@ def spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key
     """
     if len(critics) != len(batch):
         raise ValueError(f"one critic per marginal: got {len(critics)} critics for {len(batch)} marginals")
-    if not eta > 0:
+    if is_concrete(eta) and not eta > 0:  # a traced eta (e.g. swept under vmap) is not checked
         raise ValueError(f"eta must be > 0, got {eta}")
     n = batch[0].shape[0]
     z = jax.random.normal(key, (n, generator.latent_dim), dtype=batch[0].dtype)

@@ -81,3 +81,10 @@ def test_one_critic_per_marginal():
     with pytest.raises(ValueError, match="one critic per marginal"):
         spot_objective(ConstantGenerator(0.0, 1.0), [linear_critic(1.0)], DATA, jax.random.PRNGKey(0),
                        cost_fn=Euclidean(), eta=1.0)
+
+
+def test_objective_is_jit_and_grad_compatible_with_a_traced_eta():
+    value = jax.jit(lambda eta: objective(1.0, 4.0, 0.5, -0.25, eta=eta)[0])(10.0)
+    assert np.isclose(value, 3.0 + 10.0 * 0.75)
+    d_eta = jax.grad(lambda eta: objective(1.0, 4.0, 0.5, -0.25, eta=eta)[0])(10.0)
+    assert np.isclose(d_eta, 0.75)  # = the sum of the critic gaps

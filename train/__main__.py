@@ -1,9 +1,10 @@
 """Hydra entry point: ``python -m train [experiment=<name>] [overrides]``.
 
 Experiments live in ``conf/experiment`` (schemas in :mod:`train.config`); outputs go to
-``outputs/<experiment>/<date_time>/`` (multirun: ``multirun/...``): the resolved config
-in ``.hydra/``, ``metrics.json`` and the experiment's figure. Nothing is written to
-the working directory.
+``outputs/<experiment>/<overrides>/`` (multirun: ``multirun/<experiment>/<swept values>/``):
+the resolved config in ``.hydra/``, ``metrics.json`` and the figure; training runs add
+``metrics.jsonl`` and ``checkpoints/`` (rerunning the same command resumes). Nothing is
+written to the working directory.
 """
 
 from __future__ import annotations
