@@ -44,6 +44,10 @@ def multi_marginal_cost(points: Sequence[jax.Array], cost_fn: CostFn | Callable,
         raise ValueError(f"a coupling needs at least 2 marginals, got {len(points)}")
     if coupling not in COUPLINGS:
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
+    sizes = {int(p.shape[0]) for p in points}
+    if len(sizes) != 1 or any(p.ndim != 2 for p in points):
+        raise ValueError("coupled samples must be K arrays [B, d_k] with the same B, got shapes "
+                         f"{[tuple(p.shape) for p in points]}")
     cost = as_cost_fn(cost_fn)
     k = len(points)
     pairs = itertools.combinations(range(k), 2) if coupling == "pairs" else zip(range(k - 1), range(1, k))
@@ -108,6 +112,10 @@ def spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key
     generated = generator(z)
     if len(generated) != len(batch):
         raise ValueError(f"the generator returns {len(generated)} marginals, the data has {len(batch)}")
+    for k, (g, x) in enumerate(zip(generated, batch)):
+        if g.shape[1:] != x.shape[1:]:
+            raise ValueError(f"marginal {k}: the generator returns points of shape {g.shape[1:]}, "
+                             f"the data has {x.shape[1:]}")
     transport = jnp.mean(multi_marginal_cost(generated, cost_fn, coupling=coupling))
     gaps = jnp.stack([jnp.mean(c(g)) - jnp.mean(c(x)) for c, g, x in zip(critics, generated, batch)])
     return transport + eta * jnp.sum(gaps), SpotTerms(transport, gaps)

@@ -88,3 +88,11 @@ def test_objective_is_jit_and_grad_compatible_with_a_traced_eta():
     assert np.isclose(value, 3.0 + 10.0 * 0.75)
     d_eta = jax.grad(lambda eta: objective(1.0, 4.0, 0.5, -0.25, eta=eta)[0])(10.0)
     assert np.isclose(d_eta, 0.75)  # = the sum of the critic gaps
+
+
+def test_shape_mismatches_are_named():
+    with pytest.raises(ValueError, match=r"marginal 1: the generator returns points of shape \(1,\), the data has \(2,\)"):
+        spot_objective(ConstantGenerator(0.0, 1.0), [linear_critic(1.0)] * 2, (DATA[0], jnp.zeros((16, 2))),
+                       jax.random.PRNGKey(0), cost_fn=Euclidean(), eta=1.0)
+    with pytest.raises(ValueError, match="same B"):
+        multi_marginal_cost([jnp.zeros((3, 1)), jnp.zeros((4, 1))], Euclidean())
