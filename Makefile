@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow bench figures sweeps clean
+.PHONY: run test test-slow bench figures sweeps density-sweeps clean
 .DEFAULT_GOAL := run
 
 $(PY):
@@ -35,6 +35,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_assignment.py
 	$(PY) scripts/bench_barycenter.py
 	$(PY) scripts/bench_train.py
+	$(PY) scripts/bench_flows.py
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py
@@ -46,6 +47,13 @@ sweeps: $(VENV)/.installed-run
 	$(PY) scripts/spot_sweep_figures.py fig3_2 multirun/fig3_2 --out docs/figures/fig3_2_spot_w_vs_step.png
 	$(SWEEP) experiment=spot_hidden_units 'model.hidden=[2,2],[4,4],[8,8],[16,16],[32,32],[64,64],[128,128],[256,256]' seed=0,1,2 hydra.sweep.dir=multirun/fig3_3
 	$(PY) scripts/spot_sweep_figures.py fig3_3 multirun/fig3_3 --out docs/figures/fig3_3_spot_hidden_units.png
+
+# Thesis figure 3.4: density recovery for lambda in {0.1, 0.5, 1}, Gaussian and mixture cases.
+density-sweeps: $(VENV)/.installed-run
+	$(SWEEP) experiment=density_gaussian trainer.lam=0.1,0.5,1.0 hydra.sweep.dir=multirun/fig3_4_gaussian
+	$(PY) scripts/density_figures.py multirun/fig3_4_gaussian --out docs/figures/fig3_4_density_gaussian.png --json docs/figures/fig3_4_density_gaussian.json
+	$(SWEEP) experiment=density_mixture trainer.lam=0.1,0.5,1.0 hydra.sweep.dir=multirun/fig3_4_mixture
+	$(PY) scripts/density_figures.py multirun/fig3_4_mixture --out docs/figures/fig3_4_density_mixture.png --json docs/figures/fig3_4_density_mixture.json
 
 clean:
 	rm -rf $(VENV) outputs multirun

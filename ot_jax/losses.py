@@ -1,4 +1,4 @@
-"""Training objectives built on OT: SPOT (thesis ch. 3).
+"""Training objectives built on OT: SPOT and its entropy-regularised form (thesis ch. 3).
 
 Each objective is a pure function of ``(models, batch, key)`` plus keyword-only
 settings, returning ``(value, terms)`` where ``terms`` is a small pytree of the parts
@@ -22,7 +22,8 @@ import jax.numpy as jnp
 from ot_jax.geometry.costs import CostFn, as_cost_fn
 from ot_jax.solvers.problem import is_concrete
 
-__all__ = ["SpotTerms", "multi_marginal_cost", "spot_objective", "COUPLINGS"]
+__all__ = ["SpotTerms", "EntropicSpotTerms", "multi_marginal_cost", "spot_objective", "entropic_spot_objective",
+           "COUPLINGS"]
 
 COUPLINGS = ("pairs", "chain")
 
@@ -103,13 +104,20 @@ def spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key
     >>> round(float(terms.transport), 4)
     5.0
     """
+    n = _check_spot_inputs(critics, batch, eta)
+    z = jax.random.normal(key, (n, generator.latent_dim), dtype=batch[0].dtype)
+    return _spot_value(generator(z), critics, batch, cost_fn, eta, coupling)
+
+
+def _check_spot_inputs(critics, batch, eta) -> int:
     if len(critics) != len(batch):
         raise ValueError(f"one critic per marginal: got {len(critics)} critics for {len(batch)} marginals")
     if is_concrete(eta) and not eta > 0:  # a traced eta (e.g. swept under vmap) is not checked
         raise ValueError(f"eta must be > 0, got {eta}")
-    n = batch[0].shape[0]
-    z = jax.random.normal(key, (n, generator.latent_dim), dtype=batch[0].dtype)
-    generated = generator(z)
+    return batch[0].shape[0]
+
+
+def _spot_value(generated, critics, batch, cost_fn, eta, coupling) -> tuple[jax.Array, SpotTerms]:
     if len(generated) != len(batch):
         raise ValueError(f"the generator returns {len(generated)} marginals, the data has {len(batch)}")
     for k, (g, x) in enumerate(zip(generated, batch)):
@@ -119,3 +127,53 @@ def spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key
     transport = jnp.mean(multi_marginal_cost(generated, cost_fn, coupling=coupling))
     gaps = jnp.stack([jnp.mean(c(g)) - jnp.mean(c(x)) for c, g, x in zip(critics, generated, batch)])
     return transport + eta * jnp.sum(gaps), SpotTerms(transport, gaps)
+
+
+class EntropicSpotTerms(NamedTuple):
+    """The parts of the entropy-regularised SPOT objective on one batch.
+
+    transport, gaps: as in :class:`SpotTerms`.
+    neg_entropy: scalar, ``H = E_Z log p_γ(G(Z))`` — the thesis' entropy term (minus
+      the differential entropy of the generated joint law).
+    flow_ok: scalar bool, False when the ODE solve failed (``FlowResult.ok``).
+    """
+
+    transport: jax.Array
+    gaps: jax.Array
+    neg_entropy: jax.Array
+    flow_ok: jax.Array
+
+
+def entropic_spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key: jax.Array, *,
+                            cost_fn: CostFn | Callable, eta: float, lam: float,
+                            coupling: str = "pairs") -> tuple[jax.Array, EntropicSpotTerms]:
+    """Entropy-regularised SPOT (thesis §3.4): ``L_c + λ H``, ``H = E_Z log p_γ(G(Z))``.
+
+    ``L_c`` is :func:`spot_objective`; ``p_γ`` is the joint density of the generated
+    tuple, known at every sample when ``G`` is a neural ODE
+    (:class:`ot_jax.nn.FlowGenerator`). With the marginals held at μ, ν, minimising
+    ``E c + λ E log p_γ`` is the entropic OT problem ``min E c + λ KL(γ | μ ⊗ ν)``
+    (the two differ by the constant ``λ (h(μ) + h(ν))``), whose solution for Gaussians
+    is :func:`ot_jax.gaussian_entropic_plan` with the same ``lam``. The critics'
+    gradients equal those of :func:`spot_objective` (``H`` does not depend on them).
+
+    Args:
+      generator: a flow generator: ``generator.flow(z, key) -> FlowResult`` of the joint
+        points ``[B, latent_dim]`` and their log-density, ``generator.split(points)``
+        into K marginals, and ``generator.latent_dim``.
+      critics, batch, cost_fn, eta, coupling: as in :func:`spot_objective`.
+      key: PRNG key of the latent batch and of Hutchinson probes.
+      lam: entropy weight λ >= 0.
+
+    Returns:
+      ``(L_c + λ H, EntropicSpotTerms)``.
+    """
+    n = _check_spot_inputs(critics, batch, eta)
+    if is_concrete(lam) and not lam >= 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    kz, kp = jax.random.split(key)
+    z = jax.random.normal(kz, (n, generator.latent_dim), dtype=batch[0].dtype)
+    flow = generator.flow(z, kp)
+    value, terms = _spot_value(generator.split(flow.z), critics, batch, cost_fn, eta, coupling)
+    neg_entropy = jnp.mean(flow.log_density)
+    return value + lam * neg_entropy, EntropicSpotTerms(terms.transport, terms.gaps, neg_entropy, flow.ok)

@@ -28,7 +28,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, OmegaConf
 
-__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
            "ColorTransferConfig", "register"]
 
 
@@ -148,6 +148,17 @@ class SpotTrainerConfig:
 
 
 @dataclass
+class DensityTrainerConfig(SpotTrainerConfig):
+    """Density recovery (thesis §3.4): ``train.density.build``, SPOT's settings plus these."""
+
+    _target_: str = "train.density.build"
+    lam: float = 0.5  # entropy weight lambda of L_c + lambda E log p (= epsilon of the reference plan)
+    reference: Any = None  # partial train.density_reference builder, called with lam=
+    eval_flow: Any = None  # ODE settings of the evaluations (None: train.density.EVAL_FLOW)
+    eval_samples: int = 20000  # generated pairs per evaluation (moments, marginal W1)
+
+
+@dataclass
 class LoopConfig:
     """Settings of the generic training loop (:func:`train.loop.fit`)."""
 
@@ -189,6 +200,7 @@ _SCHEMAS = {
 
 _TRAINER_SCHEMAS = {
     "spot_schema": SpotTrainerConfig,
+    "density_schema": DensityTrainerConfig,
 }
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from ot_jax.losses import multi_marginal_cost, spot_objective
+from ot_jax.losses import entropic_spot_objective, multi_marginal_cost, spot_objective
 from ot_jax.nn import power_iteration
 from ot_jax.sliced import sliced_wasserstein
 from train.data import Marginals
@@ -110,7 +110,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
           cost: Callable, seed: int, output_dir: str, eta: float, n_critic: int, batch_size: int,
           coupling: str = "pairs", eval_samples: int = 10_000, true_value: float | None = None,
           critic_lr_scale: float = 1.0, ema_decay: float = 0.0, lr_decay: str = "none",
-          decay_steps: int = 1, final_lr_fraction: float = 0.01) -> Trainer:
+          decay_steps: int = 1, final_lr_fraction: float = 0.01, lam: float | None = None) -> Trainer:
     """The SPOT trainer.
 
     Args:
@@ -134,6 +134,10 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
       lr_decay: ``"none"``, or ``"cosine"`` / ``"linear"``: both optimisers' steps are
         scaled from 1 down to ``final_lr_fraction`` over ``decay_steps`` generator steps
         (the critics' schedule counts their ``n_critic`` updates per generator step).
+      lam: None trains plain SPOT; a number ``λ >= 0`` makes the generator descend the
+        entropy-regularised objective ``L_c + λ E log p_γ``
+        (:func:`ot_jax.losses.entropic_spot_objective`; ``model`` must build a
+        :class:`ot_jax.nn.FlowGenerator`). The critics' steps are the same either way.
 
     Returns:
       a :class:`train.loop.Trainer` with state :class:`SpotState`.
@@ -144,6 +148,8 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         raise ValueError(f"need n_critic, batch_size, eval_samples >= 1, got {n_critic}, {batch_size}, {eval_samples}")
     if not eta > 0:
         raise ValueError(f"eta must be > 0, got {eta}")
+    if lam is not None and not lam >= 0:
+        raise ValueError(f"lam must be >= 0 (or None for plain SPOT), got {lam}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     generator_tx = optax.chain(optimizer, _decay(lr_decay, decay_steps, final_lr_fraction))
@@ -155,6 +161,9 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
 
     abstract = nnx.eval_shape(lambda: make_models(data, model, critic, jax.random.PRNGKey(0)))
     gen_def = nnx.graphdef(abstract[0])
+    if lam is not None and not hasattr(abstract[0], "flow"):
+        raise ValueError(f"lam={lam} needs a generator with a log-density (ot_jax.nn.FlowGenerator), "
+                         f"got {type(abstract[0]).__name__}")
     crit_def = nnx.graphdef(abstract[1])
 
     def init(key) -> SpotState:
@@ -186,18 +195,27 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         return state._replace(critics=optax.apply_updates(state.critics, updates), critics_rest=c_rest,
                               critics_opt=opt), terms.gaps
 
+    def generator_objective(g_params, state: SpotState, batch, key):
+        if lam is None:
+            return objective(g_params, state.generator_rest, state.critics, state.critics_rest, batch, key)
+        generator = nnx.merge(gen_def, g_params, state.generator_rest)
+        critics = nnx.merge(crit_def, state.critics, state.critics_rest)
+        return entropic_spot_objective(generator, list(critics.members), batch, key, cost_fn=cost, eta=eta,
+                                       lam=lam, coupling=coupling)
+
     def step(state: SpotState, key):
         kc, kb, kz = jax.random.split(key, 3)
         state, gaps = jax.lax.scan(critic_update, state, jax.random.split(kc, n_critic))
         batch = data.batch(pools, kb, batch_size)
-        (value, terms), grads = jax.value_and_grad(
-            lambda g: objective(g, state.generator_rest, state.critics, state.critics_rest, batch, kz),
-            has_aux=True)(state.generator)
+        (value, terms), grads = jax.value_and_grad(generator_objective, has_aux=True)(state.generator, state,
+                                                                                       batch, kz)
         updates, opt = generator_tx.update(grads, state.generator_opt, state.generator)
         params = optax.apply_updates(state.generator, updates)
         ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.generator_ema, params)
         state = state._replace(generator=params, generator_opt=opt, generator_ema=ema)
         metrics = {"objective": value, "transport": terms.transport}
+        if lam is not None:
+            metrics.update(neg_entropy=terms.neg_entropy, flow_ok=terms.flow_ok.astype(value.dtype))
         metrics.update({f"gap_{i}": terms.gaps[i] for i in range(k)})
         metrics.update({f"critic_gap_{i}": gaps[-1, i] for i in range(k)})
         return state, metrics

@@ -13,6 +13,7 @@ estimates in place, once per training step.
 
 from ot_jax.nn.activations import ACTIVATIONS, activation
 from ot_jax.nn.conv import ConvCritic, ConvDecoder, ImageGenerator
+from ot_jax.nn.flow import FlowGenerator, VectorField
 from ot_jax.nn.mlp import MLP, Critic, Generator
 from ot_jax.nn.spectral import (
     SpectralConv,
@@ -38,4 +39,6 @@ __all__ = [
     "ConvCritic",
     "ConvDecoder",
     "ImageGenerator",
+    "VectorField",
+    "FlowGenerator",
 ]

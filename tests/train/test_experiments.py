@@ -44,9 +44,13 @@ TINY = {
 # Training experiments: 2 steps, no checkpoints, small evaluations.
 TRAIN_TINY = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
               "loop.progress=false", "trainer.eval_samples=64"]
-TRAINING = {"spot_w_distance", "spot_pairs_gaussians", "spot_pairs_sine", "spot_hidden_units", "spot_digit_pairs"}
+TRAINING = {"spot_w_distance", "spot_pairs_gaussians", "spot_pairs_sine", "spot_hidden_units", "spot_digit_pairs",
+            "density_gaussian", "density_mixture"}
 for _name in TRAINING:
-    TINY[_name] = TRAIN_TINY + (["data.n_samples=1000"] if _name != "spot_digit_pairs" else [])
+    TINY[_name] = TRAIN_TINY + (["data.n_samples=1000"] if _name.startswith("spot_") and _name != "spot_digit_pairs"
+                                else [])
+for _name in ("density_gaussian", "density_mixture"):
+    TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64"]
 
 
 @pytest.fixture(autouse=True)
@@ -87,10 +91,15 @@ def test_experiment_composes_and_runs(name, tmp_path):
     cfg = _compose([f"experiment={name}", *TINY[name]])
     metrics = run_config(cfg, str(tmp_path))
     if name in TRAINING:
-        assert (tmp_path / "spot.png").stat().st_size > 10_000
+        density = name.startswith("density_")
+        assert (tmp_path / ("density.png" if density else "spot.png")).stat().st_size > 10_000
         records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in records] == [1, 2] and np.isfinite(records[-1]["w_estimate"])
-        assert json.loads((tmp_path / "metrics.json").read_text())["trainer"] == "train.spot.build"
+        assert [r["step"] for r in records] == [1, 2]
+        assert np.isfinite(records[-1]["kl" if density else "w_estimate"])
+        on_disk = json.loads((tmp_path / "metrics.json").read_text())
+        assert on_disk["trainer"] == ("train.density.build" if density else "train.spot.build")
+        if density:  # the untrained flow is the identity: N(0, I) is far from the reference plan
+            assert on_disk["kl"] > 0.1 and (tmp_path / "density_grid.npz").exists(), on_disk
         return
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
