@@ -17,6 +17,14 @@ def key():
     return jax.random.PRNGKey(0)
 
 
+@pytest.fixture
+def float32():
+    """Run a test with ``jax_enable_x64`` off (the training configs' precision), then restore it."""
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", True)
+
+
 def uniform_problem(rng, n, m, d=16, weights="uniform", normalise=True):
     """d-dim uniform points, squared Euclidean cost (divided by its max), weights a [n], b [m]."""
     x, y = rng.uniform(size=(n, d)), rng.uniform(size=(m, d))

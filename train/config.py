@@ -2,7 +2,7 @@
 
 Two kinds of runs share the entry point (see :mod:`train.runner`):
 
-* **Training runs** (SPOT, later WGAN, density recovery): the groups ``data``,
+* **Training runs** (SPOT, density recovery; later WGAN): the groups ``data``,
   ``model``, ``critic``, ``optimizer``, ``cost`` and ``trainer`` are filled by an
   experiment file (``# @package _global_``); ``loop`` holds the settings of the
   generic loop (:func:`train.loop.fit`). Trainer options start from the schemas

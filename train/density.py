@@ -83,6 +83,10 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         raise ValueError(f"density recovery couples two 1-D marginals, the data has dimensions {data.dims}")
     if not lam > 0:
         raise ValueError(f"lam must be > 0 (the reference is an entropic plan), got {lam}")
+    probe = [float(cost(jnp.array([0.0]), jnp.array([d]))) for d in (1.0, 2.0, -3.0)]
+    if not np.allclose(probe, [1.0, 4.0, 9.0]):
+        raise ValueError("the reference plans solve min E|x - y|^2 + lam KL: density recovery needs the squared "
+                         f"Euclidean cost (cost=sq_euclidean), got a cost with c(0, 1), c(0, 2), c(0, -3) = {probe}")
     eval_settings = dict(EVAL_FLOW if eval_flow is None else eval_flow)
     FlowSettings(**eval_settings)  # validate now
     ref = reference(lam=lam)

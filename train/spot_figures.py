@@ -71,13 +71,23 @@ def plot_image_tuples(fig, spec, generated: Sequence[np.ndarray], shapes: Sequen
 def spot_figure(history: list[dict], generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
                 shapes: Sequence[Sequence[int]], output_dir: str, *, true_value: float | None = None,
                 names: Sequence[str] | None = None, filename: str = "spot.png") -> str:
-    """Trace (left) and couplings (right) of one run, saved to ``output_dir/filename``."""
+    """Trace (left) and couplings (right) of one run, saved to ``output_dir/filename``.
+
+    Couplings: image tuples, a scatter of the pairs for two 1-D marginals, else the
+    first two coordinates of every marginal with pairing lines."""
     images = all(len(s) == 3 for s in shapes)
     fig = plt.figure(figsize=(13, 5.5))
     outer = fig.add_gridspec(1, 2, width_ratios=(1, 1.4))
     plot_trace(fig.add_subplot(outer[0]), history, true_value=true_value)
     if images:
         plot_image_tuples(fig, outer[1], generated, shapes)
+    elif all(g.shape[1] == 1 for g in generated) and len(generated) == 2:
+        ax = fig.add_subplot(outer[1])
+        ax.scatter(generated[0][:, 0], generated[1][:, 0], s=4, alpha=0.5, color="tab:purple")
+        label = names if names else ("marginal 1", "marginal 2")
+        ax.set_xlabel(label[0])
+        ax.set_ylabel(label[1])
+        ax.set_title("generated pairs (G_1(Z), G_2(Z)) of two 1-D marginals")
     else:
         ax = fig.add_subplot(outer[1])
         plot_pairs_2d(ax, [g[:, :2] for g in generated], [r[:, :2] for r in real], names=names)

@@ -19,6 +19,7 @@ known at every sample (thesis §3.4: density recovery of the transport plan).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -96,10 +97,11 @@ class FlowGenerator(nnx.Module):
             raise ValueError("FlowGenerator: out_features must name at least one marginal")
         out_features = _check_features("FlowGenerator",
                                        **{f"out_features[{k}]": d for k, d in enumerate(out_features)})
-        try:
-            self.settings = FlowSettings(**settings)
-        except TypeError as err:
-            raise TypeError(f"FlowGenerator: {err}; ODE settings are the fields of ot_jax.flows.FlowSettings") from None
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(FlowSettings)})
+        if unknown:
+            raise TypeError(f"FlowGenerator: unknown argument(s) {unknown}; ODE settings are the fields of "
+                            "ot_jax.flows.FlowSettings")
+        self.settings = FlowSettings(**settings)
         self.out_features = out_features
         self.latent_dim = sum(out_features)
         self.field = VectorField(self.latent_dim, hidden=hidden, activation=activation, zero_init=zero_init,

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from scipy import stats
 
-import train.config  # noqa: F401  (registers the schemas)
+from tests.train.configs import compose_config
 from train.density_reference import (density_metrics, gaussian_reference, mixture_log_density, mixture_reference,
                                      sinkhorn_reference)
 from train.loop import fit
 from train.runner import build_trainer
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
-
-
-def _compose(overrides):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 @pytest.mark.parametrize("lam", [0.1, 1.0])
@@ -89,31 +75,29 @@ def test_bad_reference_arguments_raise():
 
 
 def test_a_reference_that_disagrees_with_the_data_is_refused(tmp_path):
-    cfg = _compose(["experiment=density_gaussian", "trainer.reference.var_y=1.0", "trainer.reference.grid_size=40"])
+    cfg = compose_config(["experiment=density_gaussian", "trainer.reference.var_y=1.0", "trainer.reference.grid_size=40"])
     with pytest.raises(ValueError, match="does not match the data"):
         build_trainer(cfg, str(tmp_path))
 
 
 def test_density_trainer_refuses_plain_generators_and_bad_lam(tmp_path):
     with pytest.raises(ValueError, match="lam must be > 0"):
-        build_trainer(_compose(["experiment=density_gaussian", "trainer.lam=0", "trainer.reference.grid_size=40"]),
+        build_trainer(compose_config(["experiment=density_gaussian", "trainer.lam=0", "trainer.reference.grid_size=40"]),
                       str(tmp_path))
+    with pytest.raises(ValueError, match="squared Euclidean cost"):
+        build_trainer(compose_config(["experiment=density_gaussian", "cost=euclidean",
+                                      "trainer.reference.grid_size=40"]), str(tmp_path))
     with pytest.raises(ValueError, match="FlowGenerator"):
-        build_trainer(_compose(["experiment=density_gaussian", "model=mlp_generator", "model.latent_dim=2",
+        build_trainer(compose_config(["experiment=density_gaussian", "model=mlp_generator", "model.latent_dim=2",
                                 "trainer.reference.grid_size=40"]), str(tmp_path))
 
 
-@pytest.fixture
-def float32():
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", True)
-
 
 def test_a_short_density_run_reduces_the_kl_to_the_closed_form(tmp_path, float32):
-    cfg = _compose(["experiment=density_gaussian", "trainer.lam=1.0", "trainer.reference.grid_size=48",
-                    "model.hidden=[32,32]", "model.n_steps=4", "trainer.batch_size=256", "trainer.n_critic=3",
-                    "trainer.eval_samples=4000", "critic.hidden=[32]"])
+    cfg = compose_config(["experiment=density_gaussian", "trainer.lam=1.0", "trainer.reference.grid_size=48",
+                    "model.hidden=[32,32]", "model.solver=midpoint", "model.step_size=constant", "model.n_steps=4",
+                    "trainer.batch_size=256", "trainer.n_critic=3", "trainer.eval_samples=4000", "critic.hidden=[32]",
+                    "trainer.lr_decay=none"])
     trainer = build_trainer(cfg, str(tmp_path))
     start = trainer.evaluate(trainer.init(jax.random.split(jax.random.PRNGKey(0), 3)[0]), jax.random.PRNGKey(1))
     result = fit(trainer, seed=0, output_dir=str(tmp_path), steps=400, log_every=100, eval_every=400,

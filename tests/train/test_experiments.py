@@ -50,7 +50,8 @@ for _name in TRAINING:
     TINY[_name] = TRAIN_TINY + (["data.n_samples=1000"] if _name.startswith("spot_") and _name != "spot_digit_pairs"
                                 else [])
 for _name in ("density_gaussian", "density_mixture"):
-    TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64"]
+    TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
+                    "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +87,20 @@ def test_run_and_sweep_dirs_are_named_after_the_experiment():
     assert "override_dirname" in OmegaConf.to_container(cfg.hydra.sweep)["subdir"]
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+# Runs that share their code path with a faster one are slow-marked; they still compose and build below.
+SLOW_RUNS = {"density_mixture"}  # = density_gaussian with another reference (tested in test_density.py)
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_RUNS))
+def test_slow_run_experiments_compose_and_build(name, tmp_path):
+    from train.runner import build_trainer
+
+    trainer = build_trainer(_compose([f"experiment={name}", *TINY[name]]), str(tmp_path))
+    assert callable(trainer.step) and callable(trainer.evaluate)
+
+
+@pytest.mark.parametrize("name", [n if n not in SLOW_RUNS else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in EXPERIMENTS])
 def test_experiment_composes_and_runs(name, tmp_path):
     cfg = _compose([f"experiment={name}", *TINY[name]])
     metrics = run_config(cfg, str(tmp_path))

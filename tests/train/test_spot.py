@@ -8,44 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-import train.config  # noqa: F401  (registers the schemas)
 from ot_jax.data import gaussian
+from tests.train.configs import ROOT, compose_config
 from train.data import Marginals
 from train.loop import TrainingDiverged, fit
 from train.runner import build_trainer
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "conf"
-
-
-@pytest.fixture
-def float32():
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", True)
-
-
-def _compose(overrides):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
-
 
 def test_short_spot_run_moves_the_w_estimate_toward_5(tmp_path, float32):
-    cfg = _compose(["experiment=spot_w_distance", "trainer.ema_decay=0.99", "data.n_samples=20000"])
+    cfg = compose_config(["experiment=spot_w_distance", "trainer.ema_decay=0.99", "data.n_samples=20000"])
     trainer = build_trainer(cfg, str(tmp_path))
     start = trainer.evaluate(trainer.init(jax.random.split(jax.random.PRNGKey(0), 3)[0]), jax.random.PRNGKey(1))
     result = fit(trainer, seed=0, output_dir=str(tmp_path), steps=2000, log_every=250, eval_every=250,
@@ -66,7 +44,7 @@ def test_nan_in_the_data_stops_the_run_and_keeps_the_checkpoint(tmp_path, float3
         return gaussian(key, n, mean=[-2.5, 0.0]).at[0].set(jnp.nan)
 
     data = Marginals(samplers=[poisoned, lambda key, n: gaussian(key, n, mean=[2.5, 0.0])], n_samples=100_000)  # ~0.6 % of steps draw it
-    cfg = _compose(["experiment=spot_w_distance"])
+    cfg = compose_config(["experiment=spot_w_distance"])
     trainer = build_trainer(cfg, str(tmp_path), data=data)
     with pytest.raises(TrainingDiverged, match="non-finite.*last good checkpoint") as info:
         fit(trainer, seed=0, output_dir=str(tmp_path), steps=2000, log_every=20, checkpoint_every=20,
@@ -114,3 +92,12 @@ def test_kill_and_rerun_gives_bit_identical_parameters(tmp_path):
     for a, b in zip(leaves_a, leaves_b):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert json.loads((full / "metrics.json").read_text())["w_estimate"] == metrics["w_estimate"]
+
+
+def test_spot_figure_draws_pairs_of_1d_marginals(tmp_path):
+    from train.spot_figures import spot_figure
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 1))
+    history = [{"step": s, "w_estimate": 4.0 + 0.1 * s} for s in (1, 2, 3)]
+    path = spot_figure(history, [x, 2 * x + 1], [x, x + 2], [(1,), (1,)], str(tmp_path), names=["mu", "nu"])
+    assert os.path.getsize(path) > 10_000
