@@ -44,6 +44,8 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
+from ot_jax.solvers.problem import is_concrete
+
 __all__ = [
     "FlowSettings",
     "FlowResult",
@@ -214,6 +216,8 @@ def _check_points(z: jax.Array, fn: str) -> jax.Array:
         raise ValueError(f"{fn}: points must be a non-empty [B, d] array, got shape {z.shape}")
     if not jnp.issubdtype(z.dtype, jnp.floating):
         z = z.astype(jnp.result_type(float))
+    if is_concrete(z) and not bool(jnp.all(jnp.isfinite(z))):  # traced inputs: FlowResult.ok reports it
+        raise ValueError(f"{fn}: points contain NaN or inf")
     return z
 
 

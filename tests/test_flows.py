@@ -252,6 +252,8 @@ def test_bad_points_raise(shape):
         push_forward(linear, z, args=jnp.eye(2))
     with pytest.raises(ValueError, match=r"log_density: points must be a non-empty \[B, d\] array"):
         log_density(linear, z, args=jnp.eye(2))
+    with pytest.raises(ValueError, match="push_forward: points contain NaN or inf"):
+        push_forward(linear, jnp.array([[0.0, jnp.nan]]), args=jnp.eye(2))
     with pytest.raises(ValueError, match=r"integrate: points must be a non-empty \[B, d\] array"):
         integrate(linear, z, t0=0.0, t1=1.0, args=jnp.eye(2))
 
