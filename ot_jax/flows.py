@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ot_jax.solvers.problem import is_concrete
 
@@ -216,7 +217,7 @@ def _check_points(z: jax.Array, fn: str) -> jax.Array:
         raise ValueError(f"{fn}: points must be a non-empty [B, d] array, got shape {z.shape}")
     if not jnp.issubdtype(z.dtype, jnp.floating):
         z = z.astype(jnp.result_type(float))
-    if is_concrete(z) and not bool(jnp.all(jnp.isfinite(z))):  # traced inputs: FlowResult.ok reports it
+    if is_concrete(z) and not np.all(np.isfinite(np.asarray(z))):  # traced inputs: FlowResult.ok reports it
         raise ValueError(f"{fn}: points contain NaN or inf")
     return z
 
