@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from train.density_reference import PlanReference  # noqa: E402
+from train.density_reference import PlanReference, density_metrics  # noqa: E402
 
 __all__ = ["density_figure", "plot_density_row", "density_grid_figure"]
 
@@ -70,8 +70,8 @@ def density_grid_figure(runs: Sequence[dict], path: str, *, title: str) -> str:
     runs = sorted(runs, key=lambda r: float(r["lam"]))
     fig, axes = plt.subplots(len(runs), 3, figsize=(12, 3.3 * len(runs)), squeeze=False)
     for row, run in zip(axes, runs):
-        kl = float(np.sum(np.exp(run["reference"]) * (run["reference"] - run["recovered"]))
-                   * (run["xs"][1] - run["xs"][0]) * (run["ys"][1] - run["ys"][0]))
+        reference = PlanReference(run["xs"], run["ys"], run["reference"], float(run["lam"]), str(run["method"]))
+        kl = density_metrics(reference, run["recovered"])["kl"]
         plot_density_row(row, run["xs"], run["ys"], run["recovered"], run["reference"], run["samples_x"],
                          run["samples_y"], lam=float(run["lam"]), kl=kl, method=str(run["method"]))
     fig.suptitle(title)
