@@ -10,11 +10,13 @@ PNG to ``docs/figures/``:
     color_transfer   -> fig2_7_color_transfer.png     (thesis Fig. 2.7)
     digit_barycenters -> fig2_8_digit_barycenters.png (thesis Fig. 2.8)
     point_cloud_matching -> slides_point_cloud_matching.png (lecture slides: EMD vs Chamfer)
+    wgan_critic      -> slides_wgan_critic.png        (slides / Arjovsky et al. Fig. 2: GAN vs WGAN critic)
     spot_pairs_gaussians -> fig3_6_spot_pairs_gaussians.png (thesis Fig. 3.6, upper row)
     spot_pairs_sine  -> fig3_6_spot_pairs_sine.png    (thesis Fig. 3.6, lower row)
     spot_digit_pairs -> fig3_5_spot_digit_pairs.png   (in the spirit of thesis Fig. 3.5)
 
-Figures 3.2 and 3.3 come from multirun sweeps: ``make sweeps`` (scripts/spot_sweep_figures.py).
+Figures 3.2 and 3.3 come from multirun sweeps: ``make sweeps`` (scripts/spot_sweep_figures.py);
+figures 2.5 and 2.6 from ``make generator-sweeps`` (scripts/generator_figures.py).
 
 Usage: ``python scripts/make_figures.py [--only NAME ...] [--keep]`` (``--keep``: leave
 the run directories, with metrics.json and the resolved configs, and print where).
@@ -39,6 +41,7 @@ FIGURES = {
     "color_transfer": "fig2_7_color_transfer.png",
     "digit_barycenters": "fig2_8_digit_barycenters.png",
     "point_cloud_matching": "slides_point_cloud_matching.png",
+    "wgan_critic": "slides_wgan_critic.png",
     "spot_pairs_gaussians": "fig3_6_spot_pairs_gaussians.png",
     "spot_pairs_sine": "fig3_6_spot_pairs_sine.png",
     "spot_digit_pairs": "fig3_5_spot_digit_pairs.png",

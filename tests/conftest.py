@@ -7,6 +7,14 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 
+@pytest.fixture(autouse=True)
+def _restore_x64():
+    """Every test starts in float64: a run_config of a float32 experiment flips the global flag."""
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", True)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

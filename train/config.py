@@ -2,8 +2,9 @@
 
 Two kinds of runs share the entry point (see :mod:`train.runner`):
 
-* **Training runs** (SPOT, density recovery; later WGAN): the groups ``data``,
-  ``model``, ``critic``, ``optimizer``, ``cost`` and ``trainer`` are filled by an
+* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators): the
+  groups ``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``solver`` and
+  ``trainer`` are filled by an
   experiment file (``# @package _global_``); ``loop`` holds the settings of the
   generic loop (:func:`train.loop.fit`). Trainer options start from the schemas
   ``trainer/<name>_schema`` stored here; every other ``_target_`` node is checked
@@ -28,8 +29,9 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, OmegaConf
 
-__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
-           "ColorTransferConfig", "register"]
+__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig",
+           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+           "ColorTransferConfig", "WganCriticConfig", "register"]
 
 
 @dataclass
@@ -130,6 +132,24 @@ class ColorTransferConfig:
 
 
 @dataclass
+class WganCriticConfig:
+    """Slides (Arjovsky et al. fig. 2): GAN discriminator vs WGAN critics trained alone on two 1-D Gaussians."""
+
+    _target_: str = "train.experiments.wgan_critic.run"
+    seed: int = II("seed")
+    real_mean: float = -2.0
+    fake_mean: float = 2.0
+    std: float = 0.5
+    hidden: list[int] = field(default_factory=lambda: [64, 64])  # every network: an MLP with ReLU
+    steps: int = 3000  # training steps of each network (alone: the generator is fixed)
+    batch_size: int = 256
+    learning_rate: float = 1e-3  # Adam (0.5, 0.9): discriminator and WGAN-GP critic
+    clip_learning_rate: float = 5e-3  # RMSProp of the clipped critic (the paper's 5e-5 needs ~100x the steps)
+    clip: float = 0.01
+    penalty: float = 10.0
+
+
+@dataclass
 class SpotTrainerConfig:
     """SPOT (thesis Algorithm 3): ``train.spot.build``'s method settings."""
 
@@ -159,6 +179,41 @@ class DensityTrainerConfig(SpotTrainerConfig):
 
 
 @dataclass
+class GeneratorTrainerConfig:
+    """Settings shared by the one-law generator trainers (:mod:`train.generative`)."""
+
+    batch_size: int = 64  # data and generated points per step (WGAN: m = 64)
+    latent: str = "uniform"  # uniform on [0, 1]^k (thesis section 2.4.3) | normal
+    ema_decay: float = 0.0  # evaluate an EMA of the generator's parameters (0: the parameters)
+    lr_decay: str = "none"  # none | cosine | linear: learning rate x 1 -> final_lr_fraction
+    decay_steps: int = II("loop.steps")
+    final_lr_fraction: float = 0.01
+    eval_samples: int = 2000  # generated points per evaluation (std ratio, probe)
+    w2_samples: int = 500  # generated and held-out points of the exact W2 (ot_jax.emd)
+    snapshot_samples: int = 500  # generated points saved at every evaluation (the figures)
+    probe: Any = None  # train.gen_metrics.MixtureProbe | DigitsProbe node, or null
+    heldout: Any = None  # sampler of held-out data (_partial_ node); null: fresh draws of the data
+
+
+@dataclass
+class WganTrainerConfig(GeneratorTrainerConfig):
+    """WGAN (slides' Algorithm 1) and WGAN-GP: ``train.wgan.build``."""
+
+    _target_: str = "train.wgan.build"
+    n_critic: int = 5
+    clip: Optional[float] = 0.01  # weight clipping c (null: none)
+    gradient_penalty: float = 0.0  # WGAN-GP weight (Gulrajani et al.: 10)
+    critic_lr_scale: float = 1.0
+
+
+@dataclass
+class MinibatchOtTrainerConfig(GeneratorTrainerConfig):
+    """A generator trained with a minibatch OT loss (``solver`` group): ``train.minibatch_ot.build``."""
+
+    _target_: str = "train.minibatch_ot.build"
+
+
+@dataclass
 class LoopConfig:
     """Settings of the generic training loop (:func:`train.loop.fit`)."""
 
@@ -181,6 +236,7 @@ class Config:
     critic: Any = None
     optimizer: Any = None
     cost: Any = None
+    solver: Any = None  # minibatch OT losses (ot_jax.minibatch)
     trainer: Any = None
     loop: LoopConfig = field(default_factory=LoopConfig)
     seed: int = 0
@@ -195,12 +251,15 @@ _SCHEMAS = {
     "point_cloud_matching_schema": PointCloudMatchingConfig,
     "digit_barycenters_schema": DigitBarycentersConfig,
     "color_transfer_schema": ColorTransferConfig,
+    "wgan_critic_schema": WganCriticConfig,
 }
 
 
 _TRAINER_SCHEMAS = {
     "spot_schema": SpotTrainerConfig,
     "density_schema": DensityTrainerConfig,
+    "wgan_schema": WganTrainerConfig,
+    "minibatch_ot_schema": MinibatchOtTrainerConfig,
 }
 
 

@@ -9,8 +9,10 @@ everything else:
   (compiled once, ahead of time, and timed separately from training).
 * **Randomness.** Step ``s`` uses ``fold_in(key(seed), s)``: a run is a function of
   its seed and config, whatever the chunking or interruptions.
-* **Metrics.** The chunk mean of every step metric, plus evaluation metrics every
-  ``eval_every`` steps, go to ``metrics.jsonl`` (one JSON object per line; optional
+* **Metrics.** The chunk mean of every step metric, the cumulative training time
+  ``train_seconds`` (compiled chunks only: compilation, evaluations and checkpoints
+  excluded; carried over a resume), plus evaluation metrics every ``eval_every``
+  steps, go to ``metrics.jsonl`` (one JSON object per line; optional
   TensorBoard) and to a tqdm progress bar.
 * **Checkpoints and exact resume.** Orbax checkpoints every ``checkpoint_every``
   steps (and at the end) in ``<output_dir>/checkpoints``. Rerunning the same command
@@ -58,6 +60,10 @@ class Trainer:
       figures: optional ``(state, history, output_dir) -> list of paths`` at the end.
       report: optional ``(state, history) -> metrics`` at the end: the run's summary
         (printed by the method, stored in ``metrics.json``).
+      snapshot: optional ``(state, step, output_dir) -> None``, called after each
+        evaluation (every ``eval_every`` steps and at the end) to save what a figure of
+        the run's progress needs (e.g. generated samples); files written there survive
+        an interruption, so a resumed run's figures still show the early steps.
     """
 
     init: Callable[[jax.Array], Any]
@@ -65,6 +71,7 @@ class Trainer:
     evaluate: Callable[[Any, jax.Array], Metrics] | None = None
     figures: Callable[[Any, list[Metrics], str], list[str]] | None = None
     report: Callable[[Any, list[Metrics]], Metrics] | None = None
+    snapshot: Callable[[Any, int, str], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,6 +244,7 @@ def fit(trainer: Trainer, *, seed: int, output_dir: str, steps: int, log_every: 
                 if name != "step" and isinstance(value, int | float):
                     writer.add_scalar(name, value, record["step"])
 
+    elapsed = float(history[-1].get("train_seconds", 0.0)) if history else 0.0
     bar = tqdm(total=steps, initial=start, disable=None if progress else True,  # None: off without a terminal
                dynamic_ncols=True, leave=False)
     train_seconds, trained = 0.0, 0
@@ -248,7 +256,8 @@ def fit(trainer: Trainer, *, seed: int, output_dir: str, steps: int, log_every: 
             t0 = time.perf_counter()
             new_state, means, finite = run(state, jnp.asarray(step, jnp.int32))
             finite = bool(finite)
-            train_seconds += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            train_seconds += dt
             trained += n
             means = _to_python(means)
             if not finite:
@@ -261,9 +270,13 @@ def fit(trainer: Trainer, *, seed: int, output_dir: str, steps: int, log_every: 
                     f" (metrics: {', '.join(bad) or 'none; the parameters'}); training stopped and {where}. "
                     "Check the data for NaN/inf and lower the learning rate.")
             state, step = new_state, step + n
-            record = {"step": step, **means}
-            if (eval_every and step % eval_every == 0 or step == steps) and trainer.evaluate is not None:
+            elapsed += dt
+            record = {"step": step, **means, "train_seconds": elapsed}
+            at_eval = eval_every and step % eval_every == 0 or step == steps
+            if at_eval and trainer.evaluate is not None:
                 record.update(_to_python(trainer.evaluate(state, jax.random.fold_in(eval_key, step))))
+            if at_eval and trainer.snapshot is not None:
+                trainer.snapshot(state, step, output_dir)
             log(record)
             if manager is not None and (step % checkpoint_every == 0 or step == steps):
                 manager.save(step, args=ocp.args.StandardSave(state), force=True)

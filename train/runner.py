@@ -5,7 +5,7 @@ config themselves and pass a temporary ``output_dir``).
 
 * A config with a ``trainer`` is a training run: every ``_target_`` node is checked
   (:func:`train.validate.check_targets`), the groups ``data``, ``model``, ``critic``,
-  ``optimizer`` and ``cost`` are instantiated and handed to the trainer factory
+  ``optimizer``, ``cost`` and ``solver`` are instantiated and handed to the trainer factory
   (``trainer._target_``), and :func:`train.loop.fit` trains it.
 * Otherwise ``experiment`` is an analysis, called as ``target(**fields, output_dir=...)``.
 """
@@ -25,7 +25,7 @@ from train.validate import check_targets
 
 __all__ = ["run_config", "run_training", "build_trainer", "write_metrics", "TRAINING_GROUPS"]
 
-TRAINING_GROUPS = ("data", "model", "critic", "optimizer", "cost")
+TRAINING_GROUPS = ("data", "model", "critic", "optimizer", "cost", "solver")
 
 
 def _jsonable(value: Any) -> Any:

@@ -28,7 +28,7 @@ from train.experiments.report import format_table
 from train.loop import Trainer
 from train.spot_figures import spot_figure
 
-__all__ = ["build", "SpotState", "CriticSet", "make_models"]
+__all__ = ["build", "SpotState", "CriticSet", "make_models", "make_generator", "lr_decay_schedule"]
 
 
 class CriticSet(nnx.Module):
@@ -66,6 +66,14 @@ def _accepts(factory, name: str) -> bool:
         return False
 
 
+def make_generator(data: Marginals, model: Callable, key: jax.Array) -> nnx.Module:
+    """The generator of ``data``'s marginals from the partial constructor ``model``
+    (image modules take ``image_shapes``, vector modules ``out_features``)."""
+    if _accepts(model, "image_shapes"):
+        return model(image_shapes=data.point_shapes, rngs=nnx.Rngs(key))
+    return model(out_features=data.dims, rngs=nnx.Rngs(key))
+
+
 def make_models(data: Marginals, model: Callable, critic: Callable, key: jax.Array):
     """Build the generator and the critics for ``data``'s marginals.
 
@@ -78,10 +86,7 @@ def make_models(data: Marginals, model: Callable, critic: Callable, key: jax.Arr
     """
     kg, kc = jax.random.split(key)
     shapes, dims = data.point_shapes, data.dims
-    if _accepts(model, "image_shapes"):
-        generator = model(image_shapes=shapes, rngs=nnx.Rngs(kg))
-    else:
-        generator = model(out_features=dims, rngs=nnx.Rngs(kg))
+    generator = make_generator(data, model, kg)
     critics = []
     for k, (shape, dim) in enumerate(zip(shapes, dims)):
         rngs = nnx.Rngs(jax.random.fold_in(kc, k))
@@ -93,7 +98,7 @@ def make_models(data: Marginals, model: Callable, critic: Callable, key: jax.Arr
 LR_DECAYS = ("none", "cosine", "linear")
 
 
-def _decay(kind: str, steps: int, final_fraction: float) -> optax.GradientTransformation:
+def lr_decay_schedule(kind: str, steps: int, final_fraction: float) -> optax.GradientTransformation:
     """Scale updates by a schedule from 1 to ``final_fraction`` over ``steps`` updates."""
     if kind not in LR_DECAYS:
         raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {kind!r}")
@@ -152,8 +157,8 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         raise ValueError(f"lam must be >= 0 (or None for plain SPOT), got {lam}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
-    generator_tx = optax.chain(optimizer, _decay(lr_decay, decay_steps, final_lr_fraction))
-    critic_tx = optax.chain(optimizer, _decay(lr_decay, decay_steps * n_critic, final_lr_fraction),
+    generator_tx = optax.chain(optimizer, lr_decay_schedule(lr_decay, decay_steps, final_lr_fraction))
+    critic_tx = optax.chain(optimizer, lr_decay_schedule(lr_decay, decay_steps * n_critic, final_lr_fraction),
                             optax.scale(critic_lr_scale))
     data_key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
     pools = data.pools(data_key)

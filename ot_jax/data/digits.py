@@ -7,6 +7,11 @@ spirit of MNIST -> MNIST-M): ``"inverted"``, ``"colored"`` (random foreground an
 background colours) or ``"textured"`` (MNIST-M-like: a patch of a natural image
 blended with the stroke as ``|patch - stroke|``).
 
+``split`` selects all 1797 images (``"all"``, the default) or one side of a fixed
+80/20 train/test split (``"train"``: 1438 images, ``"test"``: 359), stratified by
+class and drawn once with a fixed NumPy seed (:data:`SPLIT_SEED`), independent of
+the transform and of ``seed``: the same digits are test images in every domain.
+
 Images are always FLAT, C-order from ``[8, 8, C]`` (``C = 1`` grey, ``3`` RGB):
 ``x.reshape(-1, *digit_shape(transform))`` recovers them.
 
@@ -29,10 +34,18 @@ import numpy as np
 
 from ot_jax.data.images import sample_image
 
-__all__ = ["DIGIT_TRANSFORMS", "digit_shape", "load_digits", "digits", "array_sampler"]
+__all__ = ["DIGIT_TRANSFORMS", "DIGIT_SPLITS", "SPLIT_SEED", "digit_shape", "load_digits", "digits", "array_sampler"]
 
 DIGIT_TRANSFORMS = ("none", "inverted", "colored", "textured")
 """Names accepted by ``transform`` in :func:`load_digits` and :func:`digits`."""
+
+DIGIT_SPLITS = ("all", "train", "test")
+"""Names accepted by ``split`` in :func:`load_digits` and :func:`digits`."""
+
+SPLIT_SEED = 20190
+"""NumPy seed of the fixed train/test split (independent of ``seed``; do not change: it defines the test set)."""
+
+_TEST_FRACTION = 0.2
 
 _CHANNELS = {"none": 1, "inverted": 1, "colored": 3, "textured": 3}
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
@@ -48,6 +61,12 @@ def _check_transform(transform, fn: str) -> str:
     if transform not in DIGIT_TRANSFORMS:
         raise ValueError(f"{fn}: unknown transform {transform!r}; valid: {', '.join(map(repr, DIGIT_TRANSFORMS))}")
     return transform
+
+
+def _check_split(split, fn: str) -> str:
+    if not isinstance(split, str) or split not in DIGIT_SPLITS:
+        raise ValueError(f"{fn}: unknown split {split!r}; valid: {', '.join(map(repr, DIGIT_SPLITS))}")
+    return split
 
 
 def _check_seed(seed, fn: str) -> int:
@@ -75,6 +94,28 @@ def _raw_digits():
     x.setflags(write=False)
     y.setflags(write=False)
     return x, y
+
+
+@functools.lru_cache(maxsize=4)
+def _split_index(split: str):
+    """Sorted read-only row indices ``[N_split]`` of ``split`` into the 1797 digits.
+
+    Stratified: within each class, a random 20% (rounded to the nearest integer) of
+    its images go to ``"test"``, the rest to ``"train"``; the permutations come from
+    ``np.random.default_rng(SPLIT_SEED)``, classes in order 0..9.
+    """
+    _, y = _raw_digits()
+    if split == "all":
+        idx = np.arange(y.shape[0])
+    else:
+        rng = np.random.default_rng(SPLIT_SEED)
+        test = np.zeros(y.shape[0], dtype=bool)
+        for c in range(10):
+            members = rng.permutation(np.flatnonzero(y == c))
+            test[members[: int(round(_TEST_FRACTION * members.size))]] = True
+        idx = np.flatnonzero(test if split == "test" else ~test)
+    idx.setflags(write=False)
+    return idx
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,7 +175,8 @@ def _domain(transform: str, seed: int):
     return img, y
 
 
-def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0,
+                split: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1797 8x8 digits in ``[0, 1]`` (pixel / 16), optionally moved to another domain.
 
     Transforms (see :data:`DIGIT_TRANSFORMS`):
@@ -152,18 +194,25 @@ def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0) -> 
     Random choices depend only on ``seed`` (``"none"`` and ``"inverted"`` ignore
     it); results are cached, each call returns fresh writable arrays.
 
+    ``split="train"`` / ``"test"`` keep the rows of a fixed 80/20 split (1438 / 359
+    images), stratified by class (20% of each class, rounded, is test), drawn with
+    ``np.random.default_rng(SPLIT_SEED)`` independently of ``seed`` and of the
+    transform: a split's rows are the corresponding rows of ``split="all"``, in the
+    original order.
+
     Args:
       transform: one of :data:`DIGIT_TRANSFORMS`.
       dtype: floating dtype of the images.
       seed: int >= 0 seeding the colours / patches.
+      split: one of :data:`DIGIT_SPLITS` (``"all"``, ``"train"``, ``"test"``).
 
     Returns:
-      ``(images, labels)``: ``images`` ``[1797, 64 C]`` in ``[0, 1]`` (flat, C-order
-      from ``[8, 8, C]``, ``C`` from :func:`digit_shape`), ``labels`` ``[1797]``
-      int64 in ``0..9``.
+      ``(images, labels)``: ``images`` ``[N, 64 C]`` in ``[0, 1]`` (flat, C-order
+      from ``[8, 8, C]``, ``C`` from :func:`digit_shape`), ``labels`` ``[N]``
+      int64 in ``0..9``; ``N`` is 1797 (``"all"``), 1438 (``"train"``) or 359 (``"test"``).
 
     Raises:
-      ValueError: unknown transform, negative seed, or a non-floating dtype.
+      ValueError: unknown transform or split, negative seed, or a non-floating dtype.
 
     >>> x, y = load_digits(transform="colored")
     >>> x.shape, y.shape, x.dtype.name
@@ -171,11 +220,15 @@ def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0) -> 
     """
     fn = "load_digits"
     _check_transform(transform, fn)
+    _check_split(split, fn)
     seed = _check_seed(seed, fn)
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise ValueError(f"{fn}: dtype must be floating point, got {np.dtype(dtype)}")
     img, y = _domain(transform, seed if transform in ("colored", "textured") else 0)
-    return img.astype(dtype), y.copy()
+    if split == "all":
+        return img.astype(dtype), y.copy()
+    idx = _split_index(split)
+    return img[idx].astype(dtype), y[idx]  # fancy indexing copies: fresh writable arrays
 
 
 def _check_n(n, fn: str) -> int:
@@ -239,23 +292,25 @@ def _check_classes(classes, fn: str) -> tuple[int, ...] | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _restricted(transform: str, seed: int, classes: tuple[int, ...] | None) -> np.ndarray:
+def _restricted(transform: str, seed: int, classes: tuple[int, ...] | None, split: str = "all") -> np.ndarray:
     img, y = _domain(transform, seed)
-    if classes is None:
-        return img
-    bad = [c for c in classes if not 0 <= c <= 9]
-    if bad:
-        raise ValueError(f"digits: classes must be digits in 0..9, got {bad}")
-    sub = img[np.isin(y, classes)]
+    if classes is not None:
+        bad = [c for c in classes if not 0 <= c <= 9]
+        if bad:
+            raise ValueError(f"digits: classes must be digits in 0..9, got {bad}")
+    if split != "all":
+        idx = _split_index(split)
+        img, y = img[idx], y[idx]
+    sub = img if classes is None else img[np.isin(y, classes)]
     sub.setflags(write=False)
     return sub
 
 
-def digits(key, n: int, *, transform: str = "none", classes=None, seed: int = 0) -> jax.Array:
+def digits(key, n: int, *, transform: str = "none", classes=None, seed: int = 0, split: str = "all") -> jax.Array:
     """Sampler of the (transformed) digits: ``n`` images uniformly with replacement.
 
-    Draws from :func:`load_digits` ``(transform=transform, seed=seed)``, restricted to
-    the labels in ``classes`` when given. The image array is a constant closed over
+    Draws from :func:`load_digits` ``(transform=transform, seed=seed, split=split)``,
+    restricted to the labels in ``classes`` when given. The image array is a constant closed over
     by the computation; only the row indices are random, so this is jit-compatible
     with ``n`` static. ``functools.partial(digits, transform="colored")`` is a sampler.
 
@@ -265,13 +320,14 @@ def digits(key, n: int, *, transform: str = "none", classes=None, seed: int = 0)
       transform: one of :data:`DIGIT_TRANSFORMS`.
       classes: ``None`` (all), a digit, or a sequence of digits in ``0..9``.
       seed: seed of the domain transform (see :func:`load_digits`).
+      split: ``"all"``, ``"train"`` or ``"test"`` (the fixed split of :func:`load_digits`).
 
     Returns:
       ``[n, 64 C]`` images in ``[0, 1]`` (flat, C-order from ``[8, 8, C]``), jax's
       default float dtype.
 
     Raises:
-      ValueError: unknown transform, bad classes / seed / ``n``.
+      ValueError: unknown transform or split, bad classes / seed / ``n``.
 
     >>> import jax
     >>> x = digits(jax.random.PRNGKey(0), 4, transform="inverted", classes=[0, 1])
@@ -281,7 +337,8 @@ def digits(key, n: int, *, transform: str = "none", classes=None, seed: int = 0)
     fn = "digits"
     n = _check_n(n, fn)
     _check_transform(transform, fn)
+    _check_split(split, fn)
     seed = _check_seed(seed, fn)
     classes = _check_classes(classes, fn)
-    data = _restricted(transform, seed if transform in ("colored", "textured") else 0, classes)
+    data = _restricted(transform, seed if transform in ("colored", "textured") else 0, classes, split)
     return _sample_rows(key, n, jnp.asarray(data, dtype=_float()))

@@ -145,3 +145,87 @@ def test_package_layout_and_hydra_paths():
     assert get_method("ot_jax.data.laws.eight_gaussians") is ot_jax.data.eight_gaussians
     for name in ("DIGIT_TRANSFORMS", "digit_shape", "load_digits", "array_sampler"):
         assert getattr(ot_jax.data, name) is getattr(module, name)
+
+
+# -- train / test split --------------------------------------------------------------------------
+def _row_index(x):
+    return {r.tobytes(): i for i, r in enumerate(x)}
+
+
+def test_split_sizes_disjoint_stratified():
+    from ot_jax.data.digits import DIGIT_SPLITS, _split_index
+
+    assert DIGIT_SPLITS == ("all", "train", "test")
+    tr, te = _split_index("train"), _split_index("test")
+    assert tr.size + te.size == 1797 and (tr.size, te.size) == (1438, 359)
+    assert np.intersect1d(tr, te).size == 0
+    np.testing.assert_array_equal(np.union1d(tr, te), np.arange(1797))
+    x, y = load_digits(dtype=np.float64)
+    (xtr, ytr), (xte, yte) = load_digits(split="train", dtype=np.float64), load_digits(split="test", dtype=np.float64)
+    assert xtr.shape == (1438, 64) and xte.shape == (359, 64) and ytr.shape == (1438,) and yte.shape == (359,)
+    # labels aligned: a split's rows are the rows of "all" at the split's indices
+    np.testing.assert_array_equal(xtr, x[tr])
+    np.testing.assert_array_equal(ytr, y[tr])
+    np.testing.assert_array_equal(xte, x[te])
+    np.testing.assert_array_equal(yte, y[te])
+    # stratified: every class in both, ~20% of each class in test
+    counts_all, counts_te = np.bincount(y, minlength=10), np.bincount(yte, minlength=10)
+    assert np.bincount(ytr, minlength=10).min() > 100 and counts_te.min() > 30
+    np.testing.assert_array_equal(counts_te, np.round(0.2 * counts_all).astype(int))
+    # not simply the first or last images of each class
+    assert 0 < te.mean() / 1797 < 1 and np.diff(te).max() < 60
+
+
+def test_split_deterministic_and_transform_independent():
+    a = load_digits(split="test")
+    from ot_jax.data import digits as module
+
+    module._split_index.cache_clear()  # recomputed from scratch: the same rows
+    b = load_digits(split="test")
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    # the same digits are test images in every domain and for every seed
+    for transform in DIGIT_TRANSFORMS:
+        for seed in (0, 5):
+            xt, yt = load_digits(transform=transform, seed=seed, split="test")
+            np.testing.assert_array_equal(yt, a[1])
+            xa = load_digits(transform=transform, seed=seed)[0]
+            np.testing.assert_array_equal(xt, xa[module._split_index("test")])
+    # "all" is the unchanged default; fresh writable copies
+    np.testing.assert_array_equal(load_digits(split="all")[0], load_digits()[0])
+    x, _ = load_digits(split="train")
+    x[0, 0] = 7.0
+    assert load_digits(split="train")[0][0, 0] != 7.0
+
+
+def test_split_sampler():
+    k = jax.random.PRNGKey(0)
+    n = 3000
+    x = np.asarray(digits(k, n, split="test", classes=[1, 2]))
+    data, labels = load_digits(split="test", dtype=np.float64)
+    rows = _row_index(data[np.isin(labels, [1, 2])].astype(x.dtype))
+    hit = [rows.get(r.tobytes()) for r in x]
+    assert None not in hit and len(set(hit)) == len(rows)  # only, and all, the test 1s and 2s
+    train_rows = _row_index(load_digits(split="train", dtype=np.float64)[0].astype(x.dtype))
+    xtr = np.asarray(jax.jit(functools.partial(digits, split="train", transform="none"), static_argnums=1)(k, 500))
+    assert all(r.tobytes() in train_rows for r in xtr)
+    # the split is part of the cache key: distinct arrays per split
+    from ot_jax.data.digits import _restricted
+
+    assert _restricted("none", 0, None, "test").shape == (359, 64)
+    assert _restricted("none", 0, None, "train").shape == (1438, 64)
+    assert _restricted("none", 0, None, "all").shape == (1797, 64)
+    assert not _restricted("none", 0, None, "test").flags.writeable
+    # colored test images of the sampler are rows of the colored test split
+    xc = np.asarray(digits(k, 200, transform="colored", seed=2, split="test"))
+    rows_c = _row_index(load_digits(transform="colored", seed=2, split="test", dtype=np.float64)[0].astype(xc.dtype))
+    assert all(r.tobytes() in rows_c for r in xc)
+
+
+def test_split_errors():
+    with pytest.raises(ValueError, match="unknown split 'val'.*'all', 'train', 'test'"):
+        load_digits(split="val")
+    with pytest.raises(ValueError, match="unknown split"):
+        digits(jax.random.PRNGKey(0), 3, split="Test")
+    with pytest.raises(ValueError, match="unknown split"):
+        load_digits(split=None)

@@ -40,6 +40,7 @@ TINY = {
     "digit_barycenters": ["experiment.digits=[3]", "experiment.n_images=4", "experiment.grid_size=24",
                           "experiment.n_iters=20", "experiment.show_inputs=2"],
     "color_transfer": ["experiment.stride=16", "experiment.ipot_max_iters=300", "experiment.n_palette=64"],
+    "wgan_critic": ["experiment.steps=300", "experiment.hidden=[32,32]"],
 }
 # Training experiments: 2 steps, no checkpoints, small evaluations.
 TRAIN_TINY = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
@@ -49,6 +50,11 @@ TRAINING = {"spot_w_distance", "spot_pairs_gaussians", "spot_pairs_sine", "spot_
 for _name in TRAINING:
     TINY[_name] = TRAIN_TINY + (["data.n_samples=1000"] if _name.startswith("spot_") and _name != "spot_digit_pairs"
                                 else [])
+GENERATORS = {"generator_mixture", "generator_grid", "generator_digits", "wgan_mixture", "wgan_gp_mixture"}
+for _name in GENERATORS:
+    TINY[_name] = TRAIN_TINY + ["trainer.w2_samples=32", "trainer.snapshot_samples=32", "trainer.batch_size=16"]
+TINY["wgan_mixture"] += ["trainer.n_critic=2"]
+TINY["generator_digits"] += ["solver.max_iters=20"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -104,6 +110,9 @@ def test_slow_run_experiments_compose_and_build(name, tmp_path):
 def test_experiment_composes_and_runs(name, tmp_path):
     cfg = _compose([f"experiment={name}", *TINY[name]])
     metrics = run_config(cfg, str(tmp_path))
+    if name in GENERATORS:
+        _check_generator_run(name, tmp_path)
+        return
     if name in TRAINING:
         density = name.startswith("density_")
         assert (tmp_path / ("density.png" if density else "spot.png")).stat().st_size > 10_000
@@ -150,6 +159,13 @@ def test_experiment_composes_and_runs(name, tmp_path):
         assert all(b["finite"] for b in bary.values()), bary
         # The exact objective is bracketed: certified dual bound <= IPOT's estimate.
         assert all(b["objective_lower"] <= b["objective_estimate"] * (1 + 1e-9) for b in bary.values()), bary
+    elif name == "wgan_critic":
+        # Even after 300 steps the discriminator saturates at the fake data, and the critics'
+        # gradients there are orders of magnitude larger than the minimax GAN generator's.
+        assert on_disk["d_at_fake_mean"] < 0.05
+        for critic in on_disk["critics"].values():
+            assert critic["mean_grad_at_fake"] > 100 * on_disk["gan_mean_grad_at_fake"], on_disk
+            assert 0 < critic["estimate_over_slope"] <= on_disk["true_w1"] * 1.01
     elif name == "color_transfer":
         methods = on_disk["methods"]
         lp = methods["simplex (LP)"]
@@ -158,6 +174,29 @@ def test_experiment_composes_and_runs(name, tmp_path):
         assert lp["w1_to_target"] <= methods["Sinkhorn, ε = 0.01"]["w1_to_target"]
         assert methods["Sinkhorn, ε = 0.01"]["max_diff_to_lp_levels"] > methods["Sinkhorn, ε = 0.001"][
             "max_diff_to_lp_levels"]
+
+
+def _check_generator_run(name, run_dir):
+    """Two steps of a one-law generator: records, evaluation metrics, snapshots and figures."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    final = records[-1]
+    assert final["heldout_w2"] > 0 and final["std_ratio"] > 0 and final["train_seconds"] > 0
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    wgan = name.startswith("wgan")
+    assert on_disk["trainer"] == ("train.wgan.build" if wgan else "train.minibatch_ot.build")
+    if wgan:  # clipping keeps every critic weight in [-c, c]; the penalty run does not clip
+        assert (final["max_abs_weight"] <= 0.01 + 1e-7) == (name == "wgan_mixture"), final
+    else:
+        assert np.isfinite(final["loss"]) and 0.0 <= final["converged"] <= 1.0
+    if name == "generator_digits":
+        assert 0 <= final["digits_covered"] <= 10 and 0 <= final["nn_precision"] <= 1
+        assert (run_dir / "latent_grid.png").stat().st_size > 10_000
+        assert np.load(run_dir / "latent_grid.npy").shape == (256, 64)
+    else:
+        assert 0 <= final["modes_covered"] <= final["modes_total"] and 0 <= final["high_quality"] <= 1
+    assert (run_dir / "generator.png").stat().st_size > 10_000
+    assert sorted(p.name for p in (run_dir / "snapshots").iterdir()) == ["step_00000002.npy"]
 
 
 @pytest.mark.parametrize("overrides, key", [
