@@ -37,9 +37,10 @@ from train.data import Marginals
 from train.experiments.report import format_table
 from train.gen_metrics import heldout_w2, std_ratio
 from train.generator_figures import generator_figures
+from train.loop import Trainer
 from train.spot import make_generator
 
-__all__ = ["LATENTS", "latent_sampler", "GeneratorRun", "read_snapshots"]
+__all__ = ["LATENTS", "latent_sampler", "GeneratorRun", "read_snapshots", "ema_update"]
 
 LATENTS = ("uniform", "normal")
 
@@ -53,6 +54,11 @@ def latent_sampler(kind: str, dim: int) -> Sampler:
     if kind == "uniform":
         return lambda key, n: jax.random.uniform(key, (n, dim))
     return lambda key, n: jax.random.normal(key, (n, dim))
+
+
+def ema_update(ema, params, decay: float):
+    """``decay * ema + (1 - decay) * params``, leaf by leaf (Polyak averaging of the generator)."""
+    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
 def read_snapshots(run_dir: str) -> list[tuple[int, np.ndarray]]:
@@ -159,6 +165,17 @@ class GeneratorRun:
             np.save(os.path.join(output_dir, "latent_grid.npy"), grid)  # for scripts/generator_figures.py
         return generator_figures(read_snapshots(output_dir), real, history, self.data.point_shapes[0],
                                  output_dir, title=title, latent_images=grid)
+
+    def trainer(self, init: Callable, step: Callable, method: str) -> Trainer:
+        """The :class:`train.loop.Trainer` of ``init``/``step`` with this run's hooks, on the
+        state's ``generator_ema`` and ``generator_rest`` (both trainers' states have them)."""
+        return Trainer(
+            init=init, step=step,
+            evaluate=lambda state, key: self.evaluate(state.generator_ema, state.generator_rest, key),
+            snapshot=lambda state, s, out: self.snapshot(state.generator_ema, state.generator_rest, s, out),
+            figures=lambda state, history, out: self.figures(state.generator_ema, state.generator_rest, history,
+                                                             out, title=method),
+            report=lambda state, history: self.report(history, method))
 
     def report(self, history: list[dict], method: str) -> dict:
         """Print and return the last evaluation's metrics."""

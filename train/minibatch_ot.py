@@ -22,7 +22,7 @@ import jax
 import optax
 
 from train.data import Marginals
-from train.generative import GeneratorRun
+from train.generative import GeneratorRun, ema_update
 from train.loop import Trainer
 from train.spot import lr_decay_schedule
 
@@ -87,16 +87,10 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
         (value, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.generator)
         updates, opt = tx.update(grads, state.generator_opt, state.generator)
         params = optax.apply_updates(state.generator, updates)
-        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.generator_ema, params)
+        ema = ema_update(state.generator_ema, params, ema_decay)
         metrics = {"loss": value, "converged": out.converged.astype(value.dtype),
                    "n_iters": out.n_iters.astype(value.dtype)}
         return GeneratorState(params, state.generator_rest, opt, ema), metrics
 
     name = getattr(solver, "func", solver).__name__.removesuffix("_loss")
-    return Trainer(
-        init=init, step=step,
-        evaluate=lambda state, key: run.evaluate(state.generator_ema, state.generator_rest, key),
-        snapshot=lambda state, s, out: run.snapshot(state.generator_ema, state.generator_rest, s, out),
-        figures=lambda state, history, out: run.figures(state.generator_ema, state.generator_rest, history, out,
-                                                        title=f"minibatch OT generator ({name})"),
-        report=lambda state, history: run.report(history, f"minibatch {name}"))
+    return run.trainer(init, step, f"minibatch OT generator ({name})")

@@ -27,7 +27,7 @@ from flax import nnx
 from ot_jax.gan import clip_weights, critic_objective, gradient_penalty as penalty_fn, max_abs_weight
 from ot_jax.nn import SpectralVector, power_iteration
 from train.data import Marginals
-from train.generative import GeneratorRun
+from train.generative import GeneratorRun, ema_update
 from train.loop import Trainer
 from train.spot import SpotState, lr_decay_schedule, make_models
 
@@ -128,17 +128,11 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         value, grads = jax.value_and_grad(generator_loss)(state.generator)
         updates, opt = generator_tx.update(grads, state.generator_opt, state.generator)
         params = optax.apply_updates(state.generator, updates)
-        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.generator_ema, params)
+        ema = ema_update(state.generator_ema, params, ema_decay)
         state = state._replace(generator=params, generator_opt=opt, generator_ema=ema)
         metrics = {"critic_objective": values[-1], "generator_loss": value, "penalty": pens[-1],
                    "max_abs_weight": max_abs_weight(state.critics)}
         return state, metrics
 
     method = "WGAN" if clip is not None else ("WGAN-GP" if gradient_penalty > 0 else "SN-WGAN")
-    return Trainer(
-        init=init, step=step,
-        evaluate=lambda state, key: run.evaluate(state.generator_ema, state.generator_rest, key),
-        snapshot=lambda state, s, out: run.snapshot(state.generator_ema, state.generator_rest, s, out),
-        figures=lambda state, history, out: run.figures(state.generator_ema, state.generator_rest, history, out,
-                                                        title=method),
-        report=lambda state, history: run.report(history, method))
+    return run.trainer(init, step, method)
