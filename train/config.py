@@ -137,16 +137,17 @@ class WganCriticConfig:
 
     _target_: str = "train.experiments.wgan_critic.run"
     seed: int = II("seed")
-    real_mean: float = -2.0
-    fake_mean: float = 2.0
-    std: float = 0.5
+    real_mean: float = -0.5  # real = N(real_mean, std^2), fake = N(fake_mean, std^2): W1 = |fake - real| = 1
+    fake_mean: float = 0.5  # data in [-1, 1]; wider data bends the clipped critic (see the module docstring)
+    std: float = 0.125
     hidden: list[int] = field(default_factory=lambda: [64, 64])  # every network: an MLP with ReLU
     steps: int = 3000  # training steps of each network (alone: the generator is fixed)
     batch_size: int = 256
     learning_rate: float = 1e-3  # Adam (0.5, 0.9): discriminator and WGAN-GP critic
     clip_learning_rate: float = 5e-3  # RMSProp of the clipped critic (the paper's 5e-5 needs ~100x the steps)
-    clip: float = 0.01
-    penalty: float = 10.0
+    clip: float = 0.01  # weight clipping c (the paper's)
+    penalty: float = 10.0  # WGAN-GP lambda (Gulrajani et al.)
+    eval_samples: int = 200000  # fresh samples per law of the W1 estimates and the gradients at the fake data
 
 
 @dataclass
