@@ -7,25 +7,35 @@
 2.0
 """
 
+from ot_jax import geometry, losses, nn, solvers, tools
 from ot_jax.geometry import (
     Cosine,
     CostFn,
     Euclidean,
     FunctionCost,
     Geometry,
+    Grid,
     PNorm,
     PointCloud,
     SobelCost,
     SqEuclidean,
 )
-from ot_jax.solvers import EntropicResult, ExactResult, Status, emd, ipot, sinkhorn
-from ot_jax.solvers import AssignmentResult, assignment
-from ot_jax.solvers import BarycenterResult, barycenter
-from ot_jax.sliced import sliced_wasserstein, wasserstein_1d
-from ot_jax.gaussian import gaussian_entropic_plan, gaussian_w2
-from ot_jax.point_cloud_losses import chamfer_distance, emd_loss
-from ot_jax.color import ColorTransferResult, color_transfer
-from ot_jax.geometry import Grid
+from ot_jax.losses import chamfer_distance, emd_loss
+from ot_jax.solvers import (
+    AssignmentResult,
+    BarycenterResult,
+    EntropicResult,
+    ExactResult,
+    Status,
+    assignment,
+    barycenter,
+    emd,
+    ipot,
+    sinkhorn,
+    sliced_wasserstein,
+    wasserstein_1d,
+)
+from ot_jax.tools import ColorTransferResult, color_transfer, gaussian_entropic_plan, gaussian_w2
 
 __version__ = "0.1.0"
 

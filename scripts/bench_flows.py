@@ -15,7 +15,7 @@ Timed: one training step = value and gradient, w.r.t. the VectorField parameters
 
     loss = mean(log_density) + mean(|z(1)|^2),  (z(1), log_density) = generator.flow(z0, key)
 
-(:func:`ot_jax.flows.push_forward` with the log-density), ``z0 ~ N(0, I)`` of
+(:func:`ot_jax.nn.cnf.push_forward` with the log-density), ``z0 ~ N(0, I)`` of
 ``[batch, d]``, jit-compiled ahead of time (``lower().compile()``, reported in its own
 column) and run once as a warm-up. Each timed call gets a fresh batch and key
 (pre-drawn); a case's time is the median of ``--repeats`` calls
@@ -98,7 +98,7 @@ def train_like(state, gain: float, seed: int):
 
 def _with_stats(run):
     """``run()`` with ``diffrax.diffeqsolve`` wrapped for the duration (of the trace), returning
-    ``(run(), stats of the last solve)``: :class:`ot_jax.flows.FlowResult` keeps only ``num_steps``
+    ``(run(), stats of the last solve)``: :class:`ot_jax.nn.cnf.FlowResult` keeps only ``num_steps``
     (diffrax's count of all steps, rejected ones included), not the accepted / rejected split."""
     stats = {}
     solve = diffrax.diffeqsolve

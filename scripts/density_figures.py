@@ -27,8 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from train.density_figures import density_grid_figure  # noqa: E402
-from train.experiments.report import format_table  # noqa: E402
+from train.figures.density import density_grid_figure  # noqa: E402
+from train.report import format_table  # noqa: E402
 
 __all__ = ["load_runs", "table", "main"]
 

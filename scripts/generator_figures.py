@@ -27,9 +27,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from train.experiments.report import format_table  # noqa: E402
+from train.report import format_table  # noqa: E402
 from train.generative import read_snapshots  # noqa: E402
-from train.generator_figures import density_grid, draw_points, limits, pick_snapshots, tile_images  # noqa: E402
+from train.figures.generator import density_grid, draw_points, limits, pick_snapshots, tile_images  # noqa: E402
 from train.loop import read_history  # noqa: E402
 
 __all__ = ["method_label", "load_runs", "table", "main"]

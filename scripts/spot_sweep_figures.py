@@ -44,7 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from train.experiments.report import format_table  # noqa: E402
+from train.report import format_table  # noqa: E402
 
 __all__ = ["load_runs", "fig3_2_table", "fig3_3_table", "fig3_2_figure", "fig3_3_figure", "main",
            "THESIS_REL_ERROR_PCT"]
@@ -336,7 +336,7 @@ def generator_parameters(config: dict) -> int | None:
             from hydra.utils import instantiate
             from omegaconf import OmegaConf
 
-            from train.spot import make_models
+            from train.common import make_models
 
             data, model, critic = (instantiate(OmegaConf.create(config[k])) for k in ("data", "model", "critic"))
             generator, _ = nnx.eval_shape(lambda: make_models(data, model, critic, jax.random.PRNGKey(0)))

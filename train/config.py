@@ -124,7 +124,7 @@ class ColorTransferConfig:
     target: str = "flower"  # scikit-learn sample image giving the colours
     stride: int = 1  # keep every k-th pixel row/column (1: full 427 x 640)
     relative_epsilons: list[float] = field(default_factory=lambda: [1e-2, 1e-3])  # Sinkhorn eps x max C (= 1)
-    relative_beta: float = 0.1  # IPOT beta x max C (ot_jax.color.CHANNEL_BETA)
+    relative_beta: float = 0.1  # IPOT beta x max C (ot_jax.tools.color.CHANNEL_BETA)
     ipot_max_iters: int = 10000
     n_palette: int = 1024  # joint RGB panel: colours sampled per image
     zoom: list[float] = field(default_factory=lambda: [0.05, 0.3, 0.3, 0.55])  # inset box: y0, y1, x0, x1 (fractions)
@@ -237,7 +237,7 @@ class Config:
     critic: Any = None
     optimizer: Any = None
     cost: Any = None
-    solver: Any = None  # minibatch OT losses (ot_jax.minibatch)
+    solver: Any = None  # minibatch OT losses (ot_jax.losses.minibatch)
     trainer: Any = None
     loop: LoopConfig = field(default_factory=LoopConfig)
     seed: int = 0

@@ -1,7 +1,7 @@
 """Density-recovery trainer (thesis §3.4): entropy-regularised SPOT with a neural-ODE generator.
 
 The generator is a :class:`ot_jax.nn.FlowGenerator` on ``z = (x, y)``; the generator
-descends ``L_c + λ E log p_γ(G(Z))`` (:func:`ot_jax.losses.entropic_spot_objective`),
+descends ``L_c + λ E log p_γ(G(Z))`` (:func:`ot_jax.losses.spot.entropic_spot_objective`),
 the critics are SPOT's. Training is :func:`train.spot.build` with ``lam`` set; this
 module adds what makes the run a density-recovery experiment for two 1-D marginals:
 
@@ -31,19 +31,20 @@ import numpy as np
 import optax
 from flax import nnx
 
-from ot_jax.flows import FlowSettings
-from ot_jax.sliced import wasserstein_1d
+from ot_jax.nn.cnf import FlowSettings
+from ot_jax.solvers.sliced import wasserstein_1d
 from train import spot
+from train.common import make_models
 from train.data import Marginals
-from train.density_figures import density_figure
+from train.figures.density import density_figure
 from train.density_reference import PlanReference, density_metrics
-from train.experiments.report import format_table
+from train.report import format_table
 from train.loop import Trainer
 
 __all__ = ["build", "EVAL_FLOW"]
 
 #: ODE settings used to evaluate the recovered density (adaptive and accurate,
-#: whatever the training settings); keys of :class:`ot_jax.flows.FlowSettings`.
+#: whatever the training settings); keys of :class:`ot_jax.nn.cnf.FlowSettings`.
 EVAL_FLOW = {"solver": "tsit5", "step_size": "adaptive", "rtol": 1e-5, "atol": 1e-5, "trace": "exact"}
 
 
@@ -77,7 +78,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         ``batch_size``, ``ema_decay``, learning-rate decay, ...).
 
     Returns:
-      a :class:`train.loop.Trainer` (state :class:`train.spot.SpotState`).
+      a :class:`train.loop.Trainer` (state :class:`train.common.AdversarialState`).
     """
     if len(data.samplers) != 2 or data.dims != (1, 1):
         raise ValueError(f"density recovery couples two 1-D marginals, the data has dimensions {data.dims}")
@@ -94,7 +95,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
     ref_moments = ref.moments()
     trainer = spot.build(data=data, model=model, critic=critic, optimizer=optimizer, cost=cost, seed=seed,
                          output_dir=output_dir, lam=lam, eval_samples=eval_samples, **spot_options)
-    abstract = nnx.eval_shape(lambda: spot.make_models(data, model, critic, jax.random.PRNGKey(0)))
+    abstract = nnx.eval_shape(lambda: make_models(data, model, critic, jax.random.PRNGKey(0)))
     gen_def = nnx.graphdef(abstract[0])
     grid = ref.points
 

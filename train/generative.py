@@ -34,13 +34,13 @@ import numpy as np
 from flax import nnx
 
 from train.data import Marginals
-from train.experiments.report import format_table
+from train.report import format_table
 from train.gen_metrics import heldout_w2, std_ratio
-from train.generator_figures import generator_figures
+from train.figures.generator import generator_figures
 from train.loop import Trainer
-from train.spot import make_generator
+from train.common import make_generator
 
-__all__ = ["LATENTS", "latent_sampler", "GeneratorRun", "read_snapshots", "ema_update"]
+__all__ = ["LATENTS", "latent_sampler", "GeneratorRun", "read_snapshots"]
 
 LATENTS = ("uniform", "normal")
 
@@ -54,11 +54,6 @@ def latent_sampler(kind: str, dim: int) -> Sampler:
     if kind == "uniform":
         return lambda key, n: jax.random.uniform(key, (n, dim))
     return lambda key, n: jax.random.normal(key, (n, dim))
-
-
-def ema_update(ema, params, decay: float):
-    """``decay * ema + (1 - decay) * params``, leaf by leaf (Polyak averaging of the generator)."""
-    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
 def read_snapshots(run_dir: str) -> list[tuple[int, np.ndarray]]:

@@ -4,7 +4,7 @@ al. 2018 for the sliced loss): no critic.
 One step draws a data batch ``x [b, d]`` and a generated batch ``g(z) [b, d]`` and
 descends ``solver(key, x, g(z), cost=cost).value``. The solver is a config group
 (``solver/ipot``, ``solver/sinkhorn``, ``solver/emd``, ``solver/sliced``: the
-functions of :mod:`ot_jax.minibatch`), differentiated by the envelope theorem
+functions of :mod:`ot_jax.losses.minibatch`), differentiated by the envelope theorem
 (through the plan's cost with the plan held fixed) unless the solver config asks
 to unroll. The thesis' claim, measured by the evaluations of
 :class:`train.generative.GeneratorRun`: with Sinkhorn at moderate ε the generated
@@ -22,9 +22,9 @@ import jax
 import optax
 
 from train.data import Marginals
-from train.generative import GeneratorRun, ema_update
+from train.generative import GeneratorRun
 from train.loop import Trainer
-from train.spot import lr_decay_schedule
+from train.common import ema_update, lr_decay_schedule
 
 __all__ = ["build", "GeneratorState"]
 
@@ -50,7 +50,7 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
       model: partial generator constructor (``ot_jax.nn.Generator``).
       optimizer: optax transformation of the generator.
       solver: ``solver(key, x [b, d], y [b, d], cost=cost) -> MinibatchLoss``
-        (:mod:`ot_jax.minibatch`, ``_partial_`` config nodes).
+        (:mod:`ot_jax.losses.minibatch`, ``_partial_`` config nodes).
       cost: ground cost (``ot_jax.SqEuclidean()`` in the thesis).
       seed, output_dir: the run's seed and directory.
       batch_size: data and generated points per step.

@@ -1,6 +1,6 @@
 """SPOT trainer (thesis ch. 3, Algorithm 3): a generator of coupled samples and one
 spectral-normalised critic per marginal, trained on the minimax objective
-:func:`ot_jax.losses.spot_objective`.
+:func:`ot_jax.losses.spot.spot_objective`.
 
 One training step = ``n_critic`` ascent steps of the critics (each preceded by one
 power-iteration step of their spectral normalisation) then one descent step of the
@@ -10,9 +10,8 @@ the rest (``python -m train experiment=spot_w_distance``).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,95 +19,16 @@ import numpy as np
 import optax
 from flax import nnx
 
-from ot_jax.losses import entropic_spot_objective, multi_marginal_cost, spot_objective
+from ot_jax.losses.spot import entropic_spot_objective, multi_marginal_cost, spot_objective
 from ot_jax.nn import power_iteration
-from ot_jax.sliced import sliced_wasserstein
+from ot_jax.solvers.sliced import sliced_wasserstein
+from train.common import AdversarialState, CriticSet, lr_decay_schedule, make_models
 from train.data import Marginals
-from train.experiments.report import format_table
+from train.report import format_table
 from train.loop import Trainer
-from train.spot_figures import spot_figure
+from train.figures.spot import spot_figure
 
-__all__ = ["build", "SpotState", "CriticSet", "make_models", "make_generator", "lr_decay_schedule"]
-
-
-class CriticSet(nnx.Module):
-    """The K critics λ_1 … λ_K as one module (one Param state, one optimiser)."""
-
-    def __init__(self, critics: Sequence[nnx.Module]):
-        self.members = nnx.List(list(critics))
-
-    def __len__(self):
-        return len(self.members)
-
-    def __getitem__(self, k):
-        return self.members[k]
-
-
-class SpotState(NamedTuple):
-    """The SPOT training state (a pytree of arrays; what Orbax checkpoints)."""
-
-    generator: Any  # nnx.State of the generator's nnx.Param
-    generator_rest: Any  # its other variables (none for the MLP generators)
-    critics: Any  # nnx.State of the critics' nnx.Param
-    critics_rest: Any  # their SpectralVector power-iteration state
-    generator_opt: Any  # optax state
-    critics_opt: Any
-    generator_ema: Any  # exponential moving average of ``generator`` (what is evaluated)
-
-
-def _accepts(factory, name: str) -> bool:
-    target = getattr(factory, "func", factory)
-    if inspect.isclass(target):  # NNX module classes: their metaclass hides __init__'s signature
-        target = target.__init__
-    try:
-        return name in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def make_generator(data: Marginals, model: Callable, key: jax.Array) -> nnx.Module:
-    """The generator of ``data``'s marginals from the partial constructor ``model``
-    (image modules take ``image_shapes``, vector modules ``out_features``)."""
-    if _accepts(model, "image_shapes"):
-        return model(image_shapes=data.point_shapes, rngs=nnx.Rngs(key))
-    return model(out_features=data.dims, rngs=nnx.Rngs(key))
-
-
-def make_models(data: Marginals, model: Callable, critic: Callable, key: jax.Array):
-    """Build the generator and the critics for ``data``'s marginals.
-
-    ``model`` and ``critic`` are partial constructors (``_partial_: true`` configs).
-    Image modules take shapes (``image_shapes`` / ``image_shape``), vector modules
-    dimensions (``out_features`` / ``in_features``).
-
-    Returns:
-      ``(generator, CriticSet)``.
-    """
-    kg, kc = jax.random.split(key)
-    shapes, dims = data.point_shapes, data.dims
-    generator = make_generator(data, model, kg)
-    critics = []
-    for k, (shape, dim) in enumerate(zip(shapes, dims)):
-        rngs = nnx.Rngs(jax.random.fold_in(kc, k))
-        critics.append(critic(image_shape=shape, rngs=rngs) if _accepts(critic, "image_shape")
-                       else critic(in_features=dim, rngs=rngs))
-    return generator, CriticSet(critics)
-
-
-LR_DECAYS = ("none", "cosine", "linear")
-
-
-def lr_decay_schedule(kind: str, steps: int, final_fraction: float) -> optax.GradientTransformation:
-    """Scale updates by a schedule from 1 to ``final_fraction`` over ``steps`` updates."""
-    if kind not in LR_DECAYS:
-        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {kind!r}")
-    if kind == "none":
-        return optax.identity()
-    if steps < 1 or not 0.0 <= final_fraction <= 1.0:
-        raise ValueError(f"need decay_steps >= 1 and 0 <= final_lr_fraction <= 1, got {steps}, {final_fraction}")
-    if kind == "cosine":
-        return optax.scale_by_schedule(optax.cosine_decay_schedule(1.0, steps, alpha=final_fraction))
-    return optax.scale_by_schedule(optax.linear_schedule(1.0, final_fraction, steps))
+__all__ = ["build"]
 
 
 def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: optax.GradientTransformation,
@@ -129,7 +49,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
       eta: penalty weight η of the marginal terms (thesis: 1e4).
       n_critic: critic ascent steps per generator step.
       batch_size: samples per marginal and latent draws per step (thesis: 100).
-      coupling: cost of K >= 3 marginals (``ot_jax.losses.multi_marginal_cost``).
+      coupling: cost of K >= 3 marginals (``ot_jax.losses.spot.multi_marginal_cost``).
       eval_samples: latent draws of each evaluation of the transport cost.
       true_value: the exact OT cost when known; adds ``rel_error`` to the evaluations.
       critic_lr_scale: the critics' optimiser is ``optimizer`` followed by this scale.
@@ -141,11 +61,11 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         (the critics' schedule counts their ``n_critic`` updates per generator step).
       lam: None trains plain SPOT; a number ``λ >= 0`` makes the generator descend the
         entropy-regularised objective ``L_c + λ E log p_γ``
-        (:func:`ot_jax.losses.entropic_spot_objective`; ``model`` must build a
+        (:func:`ot_jax.losses.spot.entropic_spot_objective`; ``model`` must build a
         :class:`ot_jax.nn.FlowGenerator`). The critics' steps are the same either way.
 
     Returns:
-      a :class:`train.loop.Trainer` with state :class:`SpotState`.
+      a :class:`train.loop.Trainer` with state :class:`AdversarialState`.
     """
     if len(data.samplers) < 2:
         raise ValueError(f"SPOT couples >= 2 marginals, the data has {len(data.samplers)}")
@@ -171,11 +91,11 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
                          f"got {type(abstract[0]).__name__}")
     crit_def = nnx.graphdef(abstract[1])
 
-    def init(key) -> SpotState:
+    def init(key) -> AdversarialState:
         generator, critics = make_models(data, model, critic, key)
         _, g_params, g_rest = nnx.split(generator, nnx.Param, ...)
         _, c_params, c_rest = nnx.split(critics, nnx.Param, ...)
-        return SpotState(g_params, g_rest, c_params, c_rest, generator_tx.init(g_params), critic_tx.init(c_params),
+        return AdversarialState(g_params, g_rest, c_params, c_rest, generator_tx.init(g_params), critic_tx.init(c_params),
                          g_params)
 
     def objective(g_params, g_rest, c_params, c_rest, batch, key):
@@ -184,7 +104,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         return spot_objective(generator, list(critics.members), batch, key, cost_fn=cost, eta=eta,
                               coupling=coupling)
 
-    def critic_update(state: SpotState, key) -> tuple[SpotState, Any]:
+    def critic_update(state: AdversarialState, key) -> tuple[AdversarialState, Any]:
         critics = nnx.merge(crit_def, state.critics, state.critics_rest)
         power_iteration(critics)
         _, _, c_rest = nnx.split(critics, nnx.Param, ...)
@@ -200,7 +120,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         return state._replace(critics=optax.apply_updates(state.critics, updates), critics_rest=c_rest,
                               critics_opt=opt), terms.gaps
 
-    def generator_objective(g_params, state: SpotState, batch, key):
+    def generator_objective(g_params, state: AdversarialState, batch, key):
         if lam is None:
             return objective(g_params, state.generator_rest, state.critics, state.critics_rest, batch, key)
         generator = nnx.merge(gen_def, g_params, state.generator_rest)
@@ -208,7 +128,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         return entropic_spot_objective(generator, list(critics.members), batch, key, cost_fn=cost, eta=eta,
                                        lam=lam, coupling=coupling)
 
-    def step(state: SpotState, key):
+    def step(state: AdversarialState, key):
         kc, kb, kz = jax.random.split(key, 3)
         state, gaps = jax.lax.scan(critic_update, state, jax.random.split(kc, n_critic))
         batch = data.batch(pools, kb, batch_size)
@@ -226,7 +146,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         return state, metrics
 
     @jax.jit
-    def _evaluate(state: SpotState, key):
+    def _evaluate(state: AdversarialState, key):
         kz, kd = jax.random.split(key)
         generator = nnx.merge(gen_def, state.generator_ema, state.generator_rest)
         z = jax.random.normal(kz, (eval_samples, generator.latent_dim))

@@ -2,14 +2,14 @@
 (Gulrajani et al. 2017) on the shared loop.
 
 One training step = ``n_critic`` critic ascent steps on
-:func:`ot_jax.gan.critic_objective` ``E f(x) - E f(g(z))``, each followed by the
+:func:`ot_jax.losses.adversarial.critic_objective` ``E f(x) - E f(g(z))``, each followed by the
 Lipschitz constraint, then one generator descent step on ``-E f(g(z))``. The
 constraint is weight clipping to ``[-clip, clip]`` (Algorithm 1: RMSProp,
 α = 5e-5, c = 0.01, m = 64, n_critic = 5; ``trainer=wgan``), a gradient penalty
 ``gradient_penalty * E (|∇f(x̂)| - 1)^2`` (``trainer=wgan_gp``, clip null), or a
 spectral-normalised critic (``critic.spectral_norm=true``, clip null).
 
-The state is :class:`train.spot.SpotState` with one critic; the evaluation, snapshots
+The state is :class:`train.common.AdversarialState` with one critic; the evaluation, snapshots
 and figures are :class:`train.generative.GeneratorRun`'s.
 
 ``python -m train experiment=wgan_mixture``
@@ -24,12 +24,12 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ot_jax.gan import clip_weights, critic_objective, gradient_penalty as penalty_fn, max_abs_weight
+from ot_jax.losses.adversarial import clip_weights, critic_objective, gradient_penalty as penalty_fn, max_abs_weight
 from ot_jax.nn import SpectralVector, power_iteration
 from train.data import Marginals
-from train.generative import GeneratorRun, ema_update
+from train.generative import GeneratorRun
 from train.loop import Trainer
-from train.spot import SpotState, lr_decay_schedule, make_models
+from train.common import AdversarialState, ema_update, lr_decay_schedule, make_models
 
 __all__ = ["build"]
 
@@ -82,19 +82,19 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
     critic_tx = optax.chain(optimizer, lr_decay_schedule(lr_decay, decay_steps * n_critic, final_lr_fraction),
                             optax.scale(critic_lr_scale))
 
-    def init(key) -> SpotState:
+    def init(key) -> AdversarialState:
         generator, critics = make_models(data, model, critic, key)
         _, g_params, g_rest = nnx.split(generator, nnx.Param, ...)
         _, c_params, c_rest = nnx.split(critics, nnx.Param, ...)
         if clip is not None:
             c_params = clip_weights(c_params, clip)
-        return SpotState(g_params, g_rest, c_params, c_rest, generator_tx.init(g_params), critic_tx.init(c_params),
+        return AdversarialState(g_params, g_rest, c_params, c_rest, generator_tx.init(g_params), critic_tx.init(c_params),
                          g_params)
 
     def critic_fn(c_params, c_rest):
         return nnx.merge(crit_def, c_params, c_rest)[0]
 
-    def critic_update(state: SpotState, key):
+    def critic_update(state: AdversarialState, key):
         kx, kz, kp = jax.random.split(key, 3)
         c_rest = state.critics_rest
         if spectral:
@@ -117,7 +117,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
             params = clip_weights(params, clip)
         return state._replace(critics=params, critics_rest=c_rest, critics_opt=opt), (value, pen)
 
-    def step(state: SpotState, key):
+    def step(state: AdversarialState, key):
         kc, kz = jax.random.split(key)
         state, (values, pens) = jax.lax.scan(critic_update, state, jax.random.split(kc, n_critic))
         f = critic_fn(state.critics, state.critics_rest)

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ot_jax.geometry.costs import CostFn
-from ot_jax.geometry.geometry import AbstractGeometry, PointCloud
+from ot_jax.geometry.base import AbstractGeometry
+from ot_jax.geometry.pointcloud import PointCloud
 
 __all__ = ["Grid"]
 

@@ -1,7 +1,7 @@
 """Neural-ODE modules: a time-conditioned vector field and the SPOT generator built on it.
 
 :class:`VectorField` is ``ξ(z, t)``; :class:`FlowGenerator` pushes a standard normal
-``Z`` through ``dz/dt = ξ(z, t)`` on ``[0, 1]`` (:mod:`ot_jax.flows`) and splits
+``Z`` through ``dz/dt = ξ(z, t)`` on ``[0, 1]`` (:mod:`ot_jax.nn.cnf`) and splits
 ``z(1)`` into the K coupled marginals, so the joint density of the generated tuple is
 known at every sample (thesis §3.4: density recovery of the transport plan).
 
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ot_jax.flows import FlowResult, FlowSettings, log_density, push_forward
+from ot_jax.nn.cnf import FlowResult, FlowSettings, log_density, push_forward
 from ot_jax.nn._util import check_features as _check_features, float_dtype
 from ot_jax.nn.activations import activation as _activation
 
@@ -78,10 +78,10 @@ class FlowGenerator(nnx.Module):
 
     The latent dimension is ``sum(out_features)``: ``z = (z_1, …, z_K)`` with
     ``z_k`` of size ``out_features[k]`` (thesis eq. 3.10). The ODE settings are the
-    fields of :class:`ot_jax.flows.FlowSettings`, given as keyword arguments.
+    fields of :class:`ot_jax.nn.cnf.FlowSettings`, given as keyword arguments.
 
     * ``generator(z)``: the K marginals ``[B, d_k]`` (no log-density: the cheap path);
-    * ``generator.flow(z, key)``: :class:`~ot_jax.flows.FlowResult` of the joint
+    * ``generator.flow(z, key)``: :class:`~ot_jax.nn.cnf.FlowResult` of the joint
       points ``[B, Σd_k]`` and their log-density ``log p_γ``;
     * ``generator.log_density(points, key)``: the log-density of given joint points
       ``[B, Σd_k]`` (e.g. a grid), by integrating backwards.
@@ -100,7 +100,7 @@ class FlowGenerator(nnx.Module):
         unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(FlowSettings)})
         if unknown:
             raise TypeError(f"FlowGenerator: unknown argument(s) {unknown}; ODE settings are the fields of "
-                            "ot_jax.flows.FlowSettings")
+                            "ot_jax.nn.cnf.FlowSettings")
         self.settings = FlowSettings(**settings)
         self.out_features = out_features
         self.latent_dim = sum(out_features)

@@ -1,4 +1,5 @@
-"""Discrete OT solvers: exact LP, Sinkhorn, IPOT; one fixed-point loop; result pytrees."""
+"""OT solvers: exact LP, Sinkhorn, IPOT, assignment, barycenters, sliced and 1-D; the shared
+fixed-point loop and result pytrees."""
 
 from ot_jax.solvers.assignment import AssignmentResult, assignment
 from ot_jax.solvers.barycenter import BarycenterResult, barycenter
@@ -7,6 +8,8 @@ from ot_jax.solvers.ipot import ipot
 from ot_jax.solvers.loop import fixed_point_loop
 from ot_jax.solvers.results import EntropicResult, ExactResult, Status
 from ot_jax.solvers.sinkhorn import sinkhorn
+from ot_jax.solvers.sliced import sliced_wasserstein, wasserstein_1d
 
 __all__ = ["emd", "sinkhorn", "ipot", "fixed_point_loop", "EntropicResult", "ExactResult", "Status",
-           "assignment", "AssignmentResult", "barycenter", "BarycenterResult"]
+           "assignment", "AssignmentResult", "barycenter", "BarycenterResult", "sliced_wasserstein",
+           "wasserstein_1d"]

@@ -60,8 +60,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.geometry.geometry import AbstractGeometry
-from ot_jax.solvers.problem import concrete_true
+from ot_jax.geometry import AbstractGeometry
+from ot_jax._checks import concrete_true
 from ot_jax.solvers.results import Status, raise_on_status
 
 __all__ = ["assignment", "AssignmentResult"]

@@ -94,11 +94,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.geometry.geometry import AbstractGeometry, Geometry, as_geometry
+from ot_jax.geometry import AbstractGeometry, Geometry, as_geometry
 from ot_jax.solvers import _entropic
 from ot_jax.solvers.ipot import DEFAULT_RELATIVE_BETA
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax.solvers.problem import check_positive, concrete_true
+from ot_jax._checks import check_positive, concrete_true
 from ot_jax.solvers.results import Status, raise_on_status
 
 __all__ = ["barycenter", "BarycenterResult"]

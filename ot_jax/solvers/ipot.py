@@ -32,7 +32,8 @@ import jax.numpy as jnp
 
 from ot_jax.solvers import _entropic
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax.solvers.problem import check_positive, prepare
+from ot_jax._checks import check_positive
+from ot_jax.solvers.problem import prepare
 from ot_jax.solvers.results import EntropicResult, raise_on_status
 
 __all__ = ["ipot", "DEFAULT_RELATIVE_BETA"]

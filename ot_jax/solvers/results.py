@@ -15,7 +15,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ot_jax.geometry.geometry import AbstractGeometry
+from ot_jax.geometry import AbstractGeometry
 
 __all__ = ["Status", "ExactResult", "EntropicResult", "raise_on_status"]
 

@@ -7,10 +7,11 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ot_jax.geometry.geometry import Geometry
+from ot_jax.geometry import Geometry
 from ot_jax.solvers import _entropic
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax.solvers.problem import check_positive, concrete_true, prepare
+from ot_jax._checks import check_positive, concrete_true
+from ot_jax.solvers.problem import prepare
 from ot_jax.solvers.results import EntropicResult, raise_on_status
 
 __all__ = ["sinkhorn"]

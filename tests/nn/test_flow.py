@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from ot_jax.flows import FlowSettings
+from ot_jax.nn.cnf import FlowSettings
 from ot_jax.geometry import SqEuclidean
-from ot_jax.losses import entropic_spot_objective, spot_objective
+from ot_jax.losses.spot import entropic_spot_objective, spot_objective
 from ot_jax.nn import FlowGenerator, VectorField, activation
 from tests.nn.shapes import abstract_run
 
@@ -98,7 +98,7 @@ def test_generator_marginals_and_settings():
 
 
 def test_generator_rejects_bad_arguments():
-    with pytest.raises(TypeError, match="FlowGenerator: .*'solvr'.*fields of ot_jax.flows.FlowSettings"):
+    with pytest.raises(TypeError, match="FlowGenerator: .*'solvr'.*fields of ot_jax.nn.cnf.FlowSettings"):
         FlowGenerator([1, 1], hidden=[4], solvr="tsit5", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="solver must be one of"):
         FlowGenerator([1, 1], hidden=[4], solver="rk4", rngs=nnx.Rngs(0))

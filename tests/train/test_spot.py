@@ -95,7 +95,7 @@ def test_kill_and_rerun_gives_bit_identical_parameters(tmp_path):
 
 
 def test_spot_figure_draws_pairs_of_1d_marginals(tmp_path):
-    from train.spot_figures import spot_figure
+    from train.figures.spot import spot_figure
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 1))
     history = [{"step": s, "w_estimate": 4.0 + 0.1 * s} for s in (1, 2, 3)]

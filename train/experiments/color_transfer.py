@@ -28,7 +28,7 @@ from matplotlib.patches import Rectangle
 
 import ot_jax
 from ot_jax.data import sample_image
-from train.experiments.report import format_table
+from train.report import format_table
 
 __all__ = ["run", "channel_w1"]
 

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 import ot_jax
 from train.experiments.problems import scaled_shifted_digits
-from train.experiments.report import format_table
+from train.report import format_table
 
 __all__ = ["run", "METHODS"]
 

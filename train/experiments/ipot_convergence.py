@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from train.experiments.problems import histograms_1d_with_lp
-from train.experiments.report import format_table
+from train.report import format_table
 from train.experiments.traces import ipot_cost_at, ipot_trace, sinkhorn_trace
 
 __all__ = ["run"]

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 import ot_jax
 from train.experiments.problems import histograms_1d_with_lp
-from train.experiments.report import format_table
+from train.report import format_table
 
 __all__ = ["run", "mass_outside"]
 

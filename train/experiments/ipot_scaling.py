@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 import ot_jax
 from train.experiments.problems import uniform_clouds
-from train.experiments.report import format_table
+from train.report import format_table
 
 __all__ = ["run"]
 

@@ -24,7 +24,7 @@ import optax
 from matplotlib.figure import Figure
 
 import ot_jax
-from train.experiments.report import format_table
+from train.report import format_table
 
 __all__ = ["run", "two_clouds"]
 

@@ -5,13 +5,13 @@ With the generator fixed, three networks are trained alone between
 ``real = N(real_mean, std^2)`` and ``fake = N(fake_mean, std^2)``, whose
 ``W1 = |fake_mean - real_mean|``:
 
-* a standard GAN discriminator ``D = sigmoid(logit)`` on :func:`ot_jax.gan.discriminator_loss`
+* a standard GAN discriminator ``D = sigmoid(logit)`` on :func:`ot_jax.losses.adversarial.discriminator_loss`
   (optimum ``D* = p_real / (p_real + p_fake)``), Adam;
-* a WGAN critic with weight clipping (:func:`ot_jax.gan.clip_weights`, c = 0.01), RMSProp as
+* a WGAN critic with weight clipping (:func:`ot_jax.losses.adversarial.clip_weights`, c = 0.01), RMSProp as
   in the paper but at ``clip_learning_rate = 5e-3`` instead of 5e-5 so that it converges in
   a few thousand steps (with clipping the weights end up on the box, so the larger step
   changes the speed, not the optimum);
-* a WGAN-GP critic (:func:`ot_jax.gan.gradient_penalty`, λ = 10), Adam (0.5, 0.9).
+* a WGAN-GP critic (:func:`ot_jax.losses.adversarial.gradient_penalty`, λ = 10), Adam (0.5, 0.9).
 
 **Figure** ``wgan_critic.png``. Left: the densities, ``D(x)`` and the critics, each drawn as
 ``(f(x) - f(midpoint)) / (max|f'| W1) + 1/2`` (1 at the real mean, 0 at the fake mean when
@@ -53,9 +53,9 @@ import optax
 from flax import nnx
 from matplotlib.figure import Figure
 
-from ot_jax.gan import clip_weights, critic_objective, discriminator_loss, gradient_penalty
+from ot_jax.losses.adversarial import clip_weights, critic_objective, discriminator_loss, gradient_penalty
 from ot_jax.nn import Critic
-from train.experiments.report import format_table
+from train.report import format_table
 
 __all__ = ["run", "train_network", "evaluate", "penalised_optimum"]
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.solvers.problem import check_weights, concrete_true
+from ot_jax._checks import check_weights, concrete_true
 
 __all__ = ["wasserstein_1d", "sliced_wasserstein"]
 

@@ -1,4 +1,4 @@
-"""ot_jax.gan: the WGAN critic objective, its Lipschitz constraints and the GAN discriminator loss."""
+"""ot_jax.losses.adversarial: the WGAN critic objective, its Lipschitz constraints and the GAN discriminator loss."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import nnx
 
-from ot_jax.gan import clip_weights, critic_objective, discriminator_loss, gradient_penalty, max_abs_weight
+from ot_jax.losses.adversarial import clip_weights, critic_objective, discriminator_loss, gradient_penalty, max_abs_weight
 from ot_jax.nn import Critic
 
 CLIP = 0.01

@@ -1,4 +1,4 @@
-"""Chamfer and EMD losses between point clouds (ot_jax/point_cloud_losses.py)."""
+"""Chamfer and EMD losses between point clouds (ot_jax.losses.point_cloud; the search itself is ot_jax.geometry.neighbors)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,8 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import ot_jax
-from ot_jax.point_cloud_losses import chamfer_distance, emd_loss, nearest_neighbors
+from ot_jax.geometry import nearest_neighbors
+from ot_jax.losses.point_cloud import chamfer_distance, emd_loss
 
 
 def sq_dists(x, y):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ot_jax
-from ot_jax.color import color_transfer
+from ot_jax.tools.color import color_transfer
 from ot_jax.data import sample_image
 
 

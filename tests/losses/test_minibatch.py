@@ -1,4 +1,4 @@
-"""Minibatch OT losses (ot_jax.minibatch): values against the exact LP, gradients against
+"""Minibatch OT losses (ot_jax.losses.minibatch): values against the exact LP, gradients against
 finite differences, the shrinkage of the Sinkhorn primal loss, jit/grad and input errors."""
 
 import functools
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ot_jax
-from ot_jax import minibatch as mb
+from ot_jax.losses import minibatch as mb
 
 LOSSES = {
     "ipot": mb.ipot_loss,

@@ -58,13 +58,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ot_jax.geometry.costs import CostFn, Euclidean, SqEuclidean
-from ot_jax.geometry.geometry import PointCloud
-from ot_jax.sliced import sliced_wasserstein
-from ot_jax.solvers.assignment import assignment
-from ot_jax.solvers.exact import emd
-from ot_jax.solvers.ipot import ipot
-from ot_jax.solvers.sinkhorn import sinkhorn
+from ot_jax.geometry import CostFn, Euclidean, PointCloud, SqEuclidean
+from ot_jax.solvers import assignment, emd, ipot, sinkhorn, sliced_wasserstein
 
 __all__ = ["MinibatchLoss", "ipot_loss", "sinkhorn_loss", "exact_loss", "sliced_loss"]
 
@@ -143,11 +138,11 @@ def ipot_loss(
       :class:`MinibatchLoss` with ``value = <C, P>`` (scalar), IPOT's ``converged``
       and ``n_iters``.
 
-    >>> import jax, ot_jax, ot_jax.minibatch
+    >>> import jax, ot_jax, ot_jax.losses.minibatch
     >>> x = jax.random.uniform(jax.random.PRNGKey(0), (32, 2))
     >>> y = jax.random.uniform(jax.random.PRNGKey(1), (32, 2))
-    >>> out = ot_jax.minibatch.ipot_loss(None, x, y, tol=1e-3, max_iters=1000)
-    >>> exact = ot_jax.minibatch.exact_loss(None, x, y)
+    >>> out = ot_jax.losses.minibatch.ipot_loss(None, x, y, tol=1e-3, max_iters=1000)
+    >>> exact = ot_jax.losses.minibatch.exact_loss(None, x, y)
     >>> bool(out.converged), bool(abs(out.value - exact.value) < 1e-3 * exact.value)
     (True, True)
     """
@@ -191,9 +186,9 @@ def sinkhorn_loss(
     Returns:
       :class:`MinibatchLoss` with the scalar value, Sinkhorn's ``converged`` and ``n_iters``.
 
-    >>> import jax, ot_jax.minibatch
+    >>> import jax, ot_jax.losses.minibatch
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
-    >>> out = ot_jax.minibatch.sinkhorn_loss(None, x, x, epsilon=1.0, relative_epsilon=True)
+    >>> out = ot_jax.losses.minibatch.sinkhorn_loss(None, x, x, epsilon=1.0, relative_epsilon=True)
     >>> bool(out.converged), bool(out.value > 0.5)  # even y = x is far from 0: the blurred plan
     (True, True)
     """
@@ -234,9 +229,9 @@ def exact_loss(
     Raises:
       ValueError: unknown method, ``n != m`` with an assignment method, bad shapes.
 
-    >>> import jax.numpy as jnp, ot_jax.minibatch
+    >>> import jax.numpy as jnp, ot_jax.losses.minibatch
     >>> x, y = jnp.array([[0.0], [1.0]]), jnp.array([[1.5], [0.0]])
-    >>> float(ot_jax.minibatch.exact_loss(None, x, y).value)  # (0^2 + 0.5^2) / 2
+    >>> float(ot_jax.losses.minibatch.exact_loss(None, x, y).value)  # (0^2 + 0.5^2) / 2
     0.125
     """
     fn = "exact_loss"

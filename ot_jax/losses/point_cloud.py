@@ -38,52 +38,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.geometry.costs import Euclidean, PNorm, SqEuclidean
-from ot_jax.geometry.geometry import PointCloud
-from ot_jax.solvers.assignment import assignment
-from ot_jax.solvers.exact import emd
-from ot_jax.solvers.ipot import ipot
-from ot_jax.solvers.problem import is_concrete
+from ot_jax._checks import check_int_at_least, check_points, check_same_dim, is_concrete
+from ot_jax.geometry import Euclidean, PNorm, PointCloud, SqEuclidean, nearest_neighbors
+from ot_jax.solvers import assignment, emd, ipot
 
-__all__ = ["chamfer_distance", "emd_loss", "nearest_neighbors"]
+__all__ = ["chamfer_distance", "emd_loss"]
 
-_BLOCK_ELEMENTS = 2**21  # distances per block of the nearest-neighbour search (16 MiB in float64)
 _EMD_METHODS = ("hungarian", "auction", "emd", "ipot")
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _points(x, name: str, fn: str, batched: bool = False) -> jax.Array:
-    x = jnp.asarray(x)
-    ndims = (2, 3) if batched else (2,)
-    if x.ndim not in ndims:
-        want = "[n, d] (or [B, n, d])" if batched else "[n, d]"
-        raise ValueError(f"{fn}: {name} must be an array of points {want}, got shape {tuple(x.shape)}")
-    if x.shape[-2] == 0 or x.shape[-1] == 0:
-        raise ValueError(f"{fn}: {name} is empty (shape {tuple(x.shape)}); need at least one point of dimension >= 1")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    # NumPy, not jnp: inside a trace even operations on concrete inputs are staged.
-    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
-        raise ValueError(f"{fn}: {name} contains NaN or inf")
-    return x
-
-
-def _check_dims(x, y, fn: str):
-    if x.shape[-1] != y.shape[-1]:
-        raise ValueError(f"{fn}: x has dimension d = {x.shape[-1]} but y has d = {y.shape[-1]}; they must match")
-
-
 def _check_p(p, fn: str) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not np.isfinite(p) or p <= 0:
         raise ValueError(f"{fn}: p must be a finite number > 0, got {p!r}")
     return float(p)
-
-
-def _sq_dist(x, y) -> jax.Array:
-    """Row-wise ``|x_i - y_i|^2`` for ``x, y: [n, d]`` -> ``[n]`` (exact differences)."""
-    return jnp.sum((x - y) ** 2, axis=-1)
 
 
 def _pow_dist(sq: jax.Array, p: float) -> jax.Array:
@@ -95,65 +65,6 @@ def _pow_dist(sq: jax.Array, p: float) -> jax.Array:
     return jnp.where(positive, safe ** (p / 2.0), 0.0)
 
 
-def nearest_neighbors(x, y, *, block_size: int | None = None):
-    """Nearest neighbour in ``y`` of every point of ``x`` (squared Euclidean), in blocks.
-
-    The search runs over blocks of ``block_size`` rows of ``x`` (``jax.lax.map``),
-    so memory is ``O(block_size * m)``, never ``[n, m]``. Distances in the search
-    use ``|x|^2 - 2 x.y + |y|^2`` (a matrix product); the returned distances are
-    recomputed from the differences ``x_i - y_nn(i)``, so they are exact and
-    differentiable in ``x`` and ``y`` with the nearest-neighbour (sub)gradient.
-
-    Args:
-      x: ``[n, d]`` query points; y: ``[m, d]`` reference points.
-      block_size: rows of ``x`` per block (static). Default ``~2^21 / m``.
-
-    Returns:
-      ``(index, sq_dist)``: ``index: [n]`` int32, ``index[i] = argmin_j |x_i - y_j|^2``
-      (the first one on ties), and ``sq_dist: [n]`` the squared distances.
-
-    >>> import jax.numpy as jnp
-    >>> from ot_jax.point_cloud_losses import nearest_neighbors
-    >>> idx, d2 = nearest_neighbors(jnp.array([[0.0], [2.9]]), jnp.array([[1.0], [3.0], [0.2]]))
-    >>> idx.tolist(), [round(float(v), 4) for v in d2]
-    ([2, 1], [0.04, 0.01])
-    """
-    fn = "nearest_neighbors"
-    x = _points(x, "x", fn)
-    y = _points(y, "y", fn)
-    _check_dims(x, y, fn)
-    dtype = jnp.result_type(x, y)
-    x, y = x.astype(dtype), y.astype(dtype)
-    return _nearest(x, y, block_size)
-
-
-def _check_block(block_size, fn: str):
-    if block_size is None:
-        return None
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"{fn}: block_size must be an integer >= 1, got {block_size!r}")
-    return int(block_size)
-
-
-def _nearest(x, y, block_size=None):
-    return _nearest_core(x, y, _check_block(block_size, "nearest_neighbors"))
-
-
-@functools.partial(jax.jit, static_argnames=("block_size",))
-def _nearest_core(x, y, block_size):
-    n, m = x.shape[0], y.shape[0]
-    k = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // max(m, 1))
-    ys = jax.lax.stop_gradient(y)
-    y_sq = jnp.sum(ys**2, axis=1)
-
-    def rows(xb):  # xb: [d] (lax.map vmaps it over a block of rows)
-        scores = y_sq - 2.0 * (ys @ xb)  # |x - y|^2 - |x|^2
-        return jnp.argmin(scores).astype(jnp.int32)
-
-    index = jax.lax.map(rows, jax.lax.stop_gradient(x), batch_size=min(k, n))
-    return index, _sq_dist(x, y[index])
-
-
 # ----------------------------------------------------------------------------- Chamfer
 
 
@@ -163,7 +74,7 @@ def chamfer_distance(x, y, *, p: float = 2.0, block_size: int | None = None) -> 
     With the default ``p = 2`` this is the squared-distance Chamfer loss of Fan et
     al. (CVPR 2017) averaged over points (as in PyTorch3D's ``chamfer_distance``);
     ``p = 1`` uses plain Euclidean distances. Both nearest-neighbour searches are
-    blocked (see :func:`nearest_neighbors`), so two clouds of 10^4 points never
+    blocked (see :func:`ot_jax.geometry.nearest_neighbors`), so two clouds of 10^4 points never
     materialise a 10^4 x 10^4 matrix. Works under ``jit``, ``vmap`` and ``grad``.
 
     Args:
@@ -189,18 +100,18 @@ def chamfer_distance(x, y, *, p: float = 2.0, block_size: int | None = None) -> 
     """
     fn = "chamfer_distance"
     p = _check_p(p, fn)
-    x = _points(x, "x", fn)
-    y = _points(y, "y", fn)
-    _check_dims(x, y, fn)
+    x = check_points(x, "x", fn)
+    y = check_points(y, "y", fn)
+    check_same_dim(x, y, fn)
     dtype = jnp.result_type(x, y)
     x, y = x.astype(dtype), y.astype(dtype)
-    return _chamfer_core(x, y, p, _check_block(block_size, fn))
+    return _chamfer_core(x, y, p, check_int_at_least(block_size, "block_size", fn))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _chamfer_core(x, y, p, block_size):
-    _, dx = _nearest_core(x, y, block_size)
-    _, dy = _nearest_core(y, x, block_size)
+    _, dx = nearest_neighbors(x, y, block_size=block_size)
+    _, dy = nearest_neighbors(y, x, block_size=block_size)
     return jnp.mean(_pow_dist(dx, p)) + jnp.mean(_pow_dist(dy, p))
 
 
@@ -257,14 +168,14 @@ def emd_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian",
     p = _check_p(p, fn)
     if method not in _EMD_METHODS:
         raise ValueError(f"{fn}: unknown method {method!r}; choose one of {', '.join(map(repr, _EMD_METHODS))}")
-    x = _points(x, "x", fn, batched=True)
-    y = _points(y, "y", fn, batched=True)
+    x = check_points(x, "x", fn, batched=True)
+    y = check_points(y, "y", fn, batched=True)
     if x.ndim != y.ndim:
         raise ValueError(f"{fn}: x has shape {tuple(x.shape)} and y has shape {tuple(y.shape)}; "
                          "both must be [n, d] or both batched [B, n, d]")
     if x.ndim == 3 and x.shape[0] != y.shape[0]:
         raise ValueError(f"{fn}: batch sizes differ, x has {x.shape[0]} clouds but y has {y.shape[0]}")
-    _check_dims(x, y, fn)
+    check_same_dim(x, y, fn)
     n, m = x.shape[-2], y.shape[-2]
     if method in ("hungarian", "auction"):
         if n != m:
@@ -318,7 +229,7 @@ def _emd_loss_single(x, y, a, b, *, p, method, solver_kwargs):
         xs, ys = jax.lax.stop_gradient((x, y))
         cost = _pow_dist(SqEuclidean().pairwise(xs, ys), p)  # [n, n], on stopped gradients
         perm = assignment(cost, method=method, **solver_kwargs).permutation
-        return jnp.mean(_pow_dist(_sq_dist(x, y[perm]), p))
+        return jnp.mean(_pow_dist(jnp.sum((x - y[perm]) ** 2, axis=-1), p))
     cost_fn = SqEuclidean() if p == 2.0 else Euclidean() if p == 1.0 else PNorm(p=2.0, power=p)
     geom = PointCloud(x, y, cost_fn=cost_fn)
     if a is not None:

@@ -46,13 +46,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.geometry.geometry import PointCloud
-from ot_jax.point_cloud_losses import _nearest
-from ot_jax.solvers.assignment import assignment
-from ot_jax.solvers.exact import emd
-from ot_jax.solvers.ipot import ipot
-from ot_jax.solvers.problem import is_concrete
-from ot_jax.solvers.sinkhorn import sinkhorn
+from ot_jax._checks import is_concrete
+from ot_jax.geometry import PointCloud, nearest_neighbors
+from ot_jax.solvers import assignment, emd, ipot, sinkhorn
 
 __all__ = ["color_transfer", "ColorTransferResult"]
 
@@ -366,7 +362,7 @@ def _rgb(source, target, key, settings, temperature, *, solver, n_palette, exten
     k = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // n_palette)
     k = min(k, pix_s.shape[0])
     if extension == "nearest":
-        index, _ = _nearest(pix_s, pal_s, block_size=k)
+        index, _ = nearest_neighbors(pix_s, pal_s, block_size=k)
         moved = pix_s + shift[index]
     else:
         if temperature is None:

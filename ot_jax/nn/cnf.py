@@ -26,7 +26,7 @@ Differentiable parameters of the field must travel in ``args`` (the backsolve
 adjoint only differentiates ``args``, not closed-over arrays).
 
 >>> import jax, jax.numpy as jnp
->>> from ot_jax.flows import FlowSettings, push_forward
+>>> from ot_jax.nn.cnf import FlowSettings, push_forward
 >>> field = lambda t, z, a: a * z  # dz/dt = a z: z(1) = e^a z(0), log-density drops by a d
 >>> out = push_forward(field, jnp.zeros((3, 2)), args=jnp.asarray(0.5))
 >>> round(float(out.log_density[0] - (-jnp.log(2 * jnp.pi) - 1.0)), 5)
@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.solvers.problem import is_concrete
+from ot_jax._checks import is_concrete
 
 __all__ = [
     "FlowSettings",

@@ -22,7 +22,7 @@ from flax import nnx
 from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
-from ot_jax.flows import (
+from ot_jax.nn.cnf import (
     ADJOINTS,
     SOLVERS,
     FlowSettings,

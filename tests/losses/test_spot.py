@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ot_jax.geometry import Euclidean, SqEuclidean
-from ot_jax.losses import multi_marginal_cost, spot_objective
+from ot_jax.losses.spot import multi_marginal_cost, spot_objective
 
 
 class ConstantGenerator:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax.solvers.problem import is_concrete
+from ot_jax._checks import is_concrete
 
 __all__ = ["gaussian_w2", "gaussian_entropic_plan"]
 

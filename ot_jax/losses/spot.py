@@ -19,8 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ot_jax._checks import is_concrete
 from ot_jax.geometry.costs import CostFn, as_cost_fn
-from ot_jax.solvers.problem import is_concrete
 
 __all__ = ["SpotTerms", "EntropicSpotTerms", "multi_marginal_cost", "spot_objective", "entropic_spot_objective",
            "COUPLINGS"]

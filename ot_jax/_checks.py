@@ -1,0 +1,124 @@
+"""Input checks shared by every package of ot-jax (private: import from here, not re-exported).
+
+Static facts (shapes, emptiness) are checked with plain Python exceptions before
+tracing. Value facts (signs, finiteness, equal mass, epsilon > 0) raise a
+``ValueError`` at once when the inputs are concrete; inside ``jit``/``vmap`` they
+cannot raise, so they become a traced ``invalid`` flag that solvers turn into
+``Status.INVALID_INPUT`` (and an exception under ``throw=True``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["check_weights", "check_positive", "check_points", "check_same_dim", "check_int_at_least", "is_concrete", "concrete_true"]
+
+
+def is_concrete(*xs) -> bool:
+    """True when no argument is a tracer (so its values can be inspected now)."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+def concrete_true(flag) -> bool:
+    """``bool(flag)`` when ``flag`` is concrete, else False.
+
+    Test the computed flag itself: inside ``jit`` even operations on concrete
+    inputs are staged, so concrete inputs do not make a concrete flag.
+    """
+    return is_concrete(flag) and bool(flag)
+
+
+def _mass_rtol(dtype) -> float:
+    return 1e-5 if jnp.finfo(dtype).bits <= 32 else 1e-9
+
+
+def check_weights(a, b, sizes, dtype, solver: str,
+                  owners=("the geometry has {} rows (n)", "the geometry has {} columns (m)")):
+    """Validate weights ``a: [n]``, ``b: [m]`` (None means uniform and stays None).
+
+    Returns ``(a, b, invalid)`` with the weights cast to ``dtype``. Shape mismatches
+    raise always; non-finite or negative weights, zero mass and unequal total mass
+    raise when the inputs are concrete and set the traced ``invalid`` flag otherwise.
+    ``owners`` name what the sizes belong to in the shape error.
+    """
+    out, masses, invalid = [], [], jnp.asarray(False)
+    for name, w, size, owner in (("a", a, sizes[0], owners[0]), ("b", b, sizes[1], owners[1])):
+        if w is None:
+            out.append(None)
+            masses.append(jnp.asarray(1.0, dtype))
+            continue
+        w = jnp.asarray(w)
+        if w.ndim != 1 or w.shape[0] != size:
+            raise ValueError(
+                f"{solver}: weights {name} have shape {tuple(w.shape)} but {owner.format(size)}; "
+                f"expected {name} of shape ({size},)"
+            )
+        w = w.astype(dtype)
+        mass = jnp.sum(w)
+        bad = jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
+        if concrete_true(bad):
+            w_np = np.asarray(w)
+            if not np.all(np.isfinite(w_np)):
+                raise ValueError(f"{solver}: weights {name} contain NaN or inf")
+            if np.any(w_np < 0):
+                raise ValueError(f"{solver}: weights {name} are negative at index {int(np.argmin(w_np))} "
+                                 f"(value {w_np.min():.3g}); weights must be >= 0")
+            raise ValueError(f"{solver}: weights {name} have zero total mass")
+        invalid = invalid | bad
+        out.append(w)
+        masses.append(mass)
+    mass_a, mass_b = masses
+    unequal = jnp.abs(mass_a - mass_b) > _mass_rtol(dtype) * jnp.maximum(mass_a, mass_b)
+    if concrete_true(unequal):
+        raise ValueError(
+            f"{solver}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
+            "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
+        )
+    return out[0], out[1], invalid | unequal
+
+
+def check_positive(value, name: str, solver: str) -> jax.Array:
+    """Return a traced flag ``value <= 0 or not finite``; raise now if concrete and bad."""
+    value = jnp.asarray(value)
+    bad = ~(jnp.isfinite(value) & (value > 0))
+    if concrete_true(bad):
+        raise ValueError(f"{solver}: {name} must be a finite number > 0, got {float(value)}")
+    return bad
+
+
+def check_points(x, name: str, fn: str, batched: bool = False) -> jax.Array:
+    """``x`` as a floating array of points ``[n, d]`` (or ``[B, n, d]`` when ``batched``).
+
+    Raises ``ValueError`` naming ``fn`` and ``name`` for a wrong rank, an empty
+    cloud and (for concrete inputs) NaN/inf values.
+    """
+    x = jnp.asarray(x)
+    ndims = (2, 3) if batched else (2,)
+    if x.ndim not in ndims:
+        want = "[n, d] (or [B, n, d])" if batched else "[n, d]"
+        raise ValueError(f"{fn}: {name} must be an array of points {want}, got shape {tuple(x.shape)}")
+    if x.shape[-2] == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{fn}: {name} is empty (shape {tuple(x.shape)}); need at least one point of dimension >= 1")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    # NumPy, not jnp: inside a trace even operations on concrete inputs are staged.
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+        raise ValueError(f"{fn}: {name} contains NaN or inf")
+    return x
+
+
+def check_same_dim(x, y, fn: str):
+    """Raise unless the point clouds ``x: [..., d]`` and ``y: [..., d]`` share ``d``."""
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(f"{fn}: x has dimension d = {x.shape[-1]} but y has d = {y.shape[-1]}; they must match")
+
+
+def check_int_at_least(value, name: str, fn: str, low: int = 1, allow_none: bool = True):
+    """``int(value)`` after checking it is an integer ``>= low`` (``None`` passes when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
