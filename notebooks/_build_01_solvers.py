@@ -1,11 +1,12 @@
-"""Write notebooks/01_solvers.ipynb (a short tour of the solvers) without outputs.
+"""Write notebooks/01_solvers.ipynb (a short tour of the solvers), executed, with its outputs.
 
 Regenerate with:
 
     .venv/bin/python notebooks/_build_01_solvers.py
 
-Edit the cells here, not in the .ipynb: the notebook is committed without outputs and
-executed by tests/test_notebooks.py (with OT_JAX_NB_SMALL=1 for smaller sizes).
+Edit the cells here, not in the .ipynb: the notebook is stored with the outputs of a
+full-size run (plots visible on GitHub); tests/test_notebooks.py checks that its cells
+are the ones built here and executes it again (with OT_JAX_NB_SMALL=1 for smaller sizes).
 """
 
 from __future__ import annotations
@@ -237,6 +238,21 @@ def build() -> nbformat.NotebookNode:
     return nb
 
 
+def execute(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel in the notebooks' folder (full sizes; inline plots)."""
+    import os
+
+    from nbclient import NotebookClient
+
+    os.environ.pop("OT_JAX_NB_SMALL", None)
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores the figures as PNG
+    NotebookClient(nb, kernel_name="python3", timeout=600,
+                   resources={"metadata": {"path": str(OUT.parent)}}).execute()
+    for cell in nb.cells:  # drop timing metadata: a rerun changes only what the cells print
+        cell.get("metadata", {}).pop("execution", None)
+    return nb
+
+
 if __name__ == "__main__":
-    nbformat.write(build(), OUT)
-    print(f"wrote {OUT} ({len(CELLS)} cells)")
+    nbformat.write(execute(build()), OUT)
+    print(f"wrote {OUT} ({len(CELLS)} cells, executed)")

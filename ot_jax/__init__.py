@@ -20,7 +20,7 @@ from ot_jax.geometry import (
     SobelCost,
     SqEuclidean,
 )
-from ot_jax.losses import chamfer_distance, emd_loss
+from ot_jax.losses import chamfer_distance, exact_loss
 from ot_jax.solvers import (
     AssignmentResult,
     BarycenterResult,
@@ -61,7 +61,7 @@ __all__ = [
     "gaussian_w2",
     "gaussian_entropic_plan",
     "chamfer_distance",
-    "emd_loss",
+    "exact_loss",
     "color_transfer",
     "ColorTransferResult",
     "assignment",

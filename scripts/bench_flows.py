@@ -147,13 +147,13 @@ class Case:
             def loss(state, z0, key):
                 out, stats = _with_stats(lambda: nnx.merge(graphdef, state).flow(z0, key))
                 value = jnp.mean(out.log_density) + jnp.mean(jnp.sum(out.z ** 2, axis=-1))
-                return value, (out.num_steps, stats["num_accepted_steps"], stats["num_rejected_steps"], out.ok)
+                return value, (out.num_steps, stats["num_accepted_steps"], stats["num_rejected_steps"], out.converged)
 
             fn = jax.value_and_grad(loss, has_aux=True)
         elif kind == "flow":
             def fn(state, z0, key):
                 out = nnx.merge(graphdef, state).flow(z0, key)
-                return out.z, out.log_density, out.ok
+                return out.z, out.log_density, out.converged
         else:
             def fn(state, z0, key):
                 del key

@@ -42,7 +42,7 @@ def method_label(config: dict) -> str:
         if trainer.get("clip") is not None:
             return "WGAN"
         return "WGAN-GP" if trainer.get("gradient_penalty") else "SN-WGAN"
-    solver = config["solver"]
+    solver = config["loss"]
     name = solver["_target_"].rsplit(".", 1)[-1].removesuffix("_loss")
     if name == "sinkhorn":
         return f"Sinkhorn ε={solver['epsilon']:g}" + (" (rel.)" if solver.get("relative_epsilon") else "")

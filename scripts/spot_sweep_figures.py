@@ -44,7 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from train.report import format_table  # noqa: E402
+from train.report import format_table, to_jsonable  # noqa: E402
 
 __all__ = ["load_runs", "fig3_2_table", "fig3_3_table", "fig3_2_figure", "fig3_3_figure", "main",
            "THESIS_REL_ERROR_PCT"]
@@ -482,16 +482,9 @@ def _save(fig, out: str) -> str:
 
 
 def _dump_json(rows, path: str) -> None:
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return str(v)
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as fh:
-        json.dump([{k: clean(v) for k, v in r.items()} for r in rows], fh, indent=2)
+        json.dump(to_jsonable(rows), fh, indent=2)
         fh.write("\n")
 
 

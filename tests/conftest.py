@@ -1,8 +1,25 @@
-"""Shared fixtures. float64 is enabled for the whole suite; float32 tests cast explicitly."""
+"""Shared fixtures. float64 is enabled for the whole suite; float32 tests cast explicitly.
 
-import jax
-import numpy as np
-import pytest
+One JAX compilation cache per test session, shared by the xdist workers and by the
+subprocesses the tests start (``python -m train ...``): a function compiled once is not
+compiled again by the next process. The directory is new for every session (created by
+the first process, inherited through the environment), so no run reuses another's.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="ot-jax-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

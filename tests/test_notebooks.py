@@ -78,6 +78,12 @@ def test_notebook_matches_its_builder(builder):
     spec.loader.exec_module(module)
     target = module.OUT
     assert target.exists(), f"{builder.name} writes {target.name}, which is missing"
-    assert nbformat.writes(module.build()) == nbformat.writes(nbformat.read(target, as_version=4)), (
+    stored = nbformat.read(target, as_version=4)
+    cells = lambda nb: [(c.cell_type, c.source) for c in nb.cells]  # noqa: E731
+    assert cells(module.build()) == cells(stored), (
         f"{target.name} differs from what {builder.name} generates: run `python notebooks/{builder.name}`"
+    )
+    outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs), (
+        f"{target.name} is stored without its plots: run `python notebooks/{builder.name}`"
     )

@@ -1,10 +1,15 @@
 """Hydra entry point: ``python -m train [experiment=<name>] [overrides]``.
 
 Experiments live in ``conf/experiment`` (schemas in :mod:`train.config`); outputs go to
-``outputs/<experiment>/<overrides>/`` (multirun: ``multirun/<experiment>/<swept values>/``):
-the resolved config in ``.hydra/``, ``metrics.json`` and the figure; training runs add
-``metrics.jsonl`` and ``checkpoints/`` (rerunning the same command resumes). Nothing is
-written to the working directory.
+``outputs/<experiment>/<overrides>/`` (multirun: ``multirun/<experiment>/<swept values>/``;
+``loop.steps`` and the display settings do not name directories): the resolved config in
+``.hydra/``, ``metrics.json`` and the figure; training runs add ``train.log`` (progress
+lines), ``metrics.jsonl``, ``metrics.csv`` and ``checkpoints/``. Rerunning the same command
+resumes an interrupted run, does nothing on a finished one, and with a larger
+``loop.steps`` extends it (:mod:`train.runner`). Without a terminal (``| cat``, nohup,
+SLURM) progress comes as plain lines every ``loop.progress_every_s`` seconds
+(:mod:`train.loop`). ``python -m train.report DIR`` tabulates finished runs
+(:mod:`train.report`). Nothing is written to the working directory.
 """
 
 from __future__ import annotations

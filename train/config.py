@@ -3,19 +3,26 @@
 Two kinds of runs share the entry point (see :mod:`train.runner`):
 
 * **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators): the
-  groups ``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``solver`` and
-  ``trainer`` are filled by an
-  experiment file (``# @package _global_``); ``loop`` holds the settings of the
-  generic loop (:func:`train.loop.fit`). Trainer options start from the schemas
-  ``trainer/<name>_schema`` stored here; every other ``_target_`` node is checked
+  groups ``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``loss`` and
+  ``trainer`` are picked by an experiment file (``# @package _global_``), which
+  overrides only the values that make that experiment; ``loop`` holds the settings
+  of the generic loop (:func:`train.loop.fit`). Trainer options start from the
+  schemas ``schema/trainer/<name>`` stored here (their defaults are written here
+  only, not in ``conf/trainer/*.yaml``); every other ``_target_`` node is checked
   against its target's signature before anything runs (:mod:`train.validate`).
 * **Analyses** (the discrete-OT figures): the node ``experiment`` holds a
   ``_target_`` function called with its fields plus ``output_dir``; each starts from
-  the schema ``schema/<name>``.
+  the schema ``schema/<name>``, whose defaults are the thesis' settings (the
+  experiment file only picks it).
 
 The composed config is in struct mode: a misspelt override such as
 ``experiment.n_ponts=5`` or ``trainer.etaa=1`` fails at composition with a message
-naming the key.
+naming the key; values out of range (``loop.steps=-5``, ``trainer.lr_decay=foo``)
+fail before anything is built (:func:`train.validate.check_values`).
+
+``python -m train --help`` lists the experiments and sweeps with the summary line of
+their files (:func:`conf_listing`, the ``train_help`` resolver of
+``conf/hydra/help/train.yaml``).
 
 Regularisation parameters named ``relative_*`` are in units of the problem's cost
 scale (``max C`` or ``mean C``, as stated per field).
@@ -24,6 +31,7 @@ scale (``max C`` or ``mean C``, as stated per field).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -31,7 +39,9 @@ from omegaconf import II, OmegaConf
 
 __all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig",
            "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
-           "ColorTransferConfig", "WganCriticConfig", "register"]
+           "ColorTransferConfig", "WganCriticConfig", "register", "conf_listing", "CONF_DIR"]
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass
@@ -162,7 +172,9 @@ class SpotTrainerConfig:
     eval_samples: int = 10000  # latent draws per evaluation of E c(G(Z))
     true_value: Optional[float] = None  # exact OT cost, when known (adds rel_error)
     critic_lr_scale: float = 1.0  # critics' learning rate = this x the generator's
-    ema_decay: float = 0.0  # evaluate an EMA of the generator's parameters (0: the parameters)
+    # Evaluate an EMA of the generator's parameters (0: the parameters); every SPOT experiment
+    # evaluates the Polyak average (train/spot.py).
+    ema_decay: float = 0.999
     lr_decay: str = "none"  # none | cosine | linear: learning rate x 1 -> final_lr_fraction
     decay_steps: int = II("loop.steps")  # generator steps of the decay
     final_lr_fraction: float = 0.01
@@ -174,6 +186,12 @@ class DensityTrainerConfig(SpotTrainerConfig):
 
     _target_: str = "train.density.build"
     lam: float = 0.5  # entropy weight lambda of L_c + lambda E log p (= epsilon of the reference plan)
+    eta: float = 50.0  # penalty weight of the marginal terms
+    batch_size: int = 500  # the thesis draws 500 samples of each law per iteration
+    # Cosine decay of both learning rates (1e-3 -> 5e-5); the settings tried are in
+    # docs/reproduction.md (fig. 3.4).
+    lr_decay: str = "cosine"
+    final_lr_fraction: float = 0.05
     reference: Any = None  # partial train.density_reference builder, called with lam=
     eval_flow: Any = None  # ODE settings of the evaluations (None: train.density.EVAL_FLOW)
     eval_samples: int = 20000  # generated pairs per evaluation (moments, marginal W1)
@@ -209,9 +227,10 @@ class WganTrainerConfig(GeneratorTrainerConfig):
 
 @dataclass
 class MinibatchOtTrainerConfig(GeneratorTrainerConfig):
-    """A generator trained with a minibatch OT loss (``solver`` group): ``train.minibatch_ot.build``."""
+    """A generator trained with a minibatch OT loss (``loss`` group): ``train.minibatch_ot.build``."""
 
     _target_: str = "train.minibatch_ot.build"
+    lr_decay: str = "cosine"  # the thesis' generators: 1e-3 -> 1e-5 over the run
 
 
 @dataclass
@@ -223,21 +242,26 @@ class LoopConfig:
     eval_every: int = 1000  # multiple of log_every; 0: only at the end
     checkpoint_every: int = 1000  # multiple of log_every; 0: no checkpoints
     keep_checkpoints: int = 2
-    progress: bool = True  # tqdm bar with live metrics
+    progress: bool = True  # stdout: tqdm bar on a terminal, else plain lines (train.log gets lines either way)
+    progress_every_s: float = 30.0  # seconds between progress lines (also at the first chunk and the end)
     tensorboard: bool = False  # also write TensorBoard events (needs tensorboardX)
 
 
 @dataclass
 class Config:
-    """Root config; ``experiment`` (a file of ``conf/experiment``) fills the rest."""
+    """Root config; the file chosen by ``experiment=<name>`` (``conf/experiment``) fills the rest.
 
-    experiment: Any = None  # analyses: the node called by the runner
+    The node ``experiment`` holds an analysis' settings and is null for training runs:
+    the experiment's *name* is ``hydra:runtime.choices.experiment``.
+    """
+
+    experiment: Any = None  # analyses: the node called by the runner (training runs: null)
     data: Any = None  # training runs: the groups instantiated by train.runner
     model: Any = None
     critic: Any = None
     optimizer: Any = None
     cost: Any = None
-    solver: Any = None  # minibatch OT losses (ot_jax.losses.minibatch)
+    loss: Any = None  # minibatch OT loss of trainer=minibatch_ot (ot_jax.losses.minibatch)
     trainer: Any = None
     loop: LoopConfig = field(default_factory=LoopConfig)
     seed: int = 0
@@ -256,11 +280,11 @@ _SCHEMAS = {
 }
 
 
-_TRAINER_SCHEMAS = {
-    "spot_schema": SpotTrainerConfig,
-    "density_schema": DensityTrainerConfig,
-    "wgan_schema": WganTrainerConfig,
-    "minibatch_ot_schema": MinibatchOtTrainerConfig,
+_TRAINER_SCHEMAS = {  # schema/trainer/<name>: the base of conf/trainer/*.yaml
+    "spot": SpotTrainerConfig,
+    "density": DensityTrainerConfig,
+    "wgan": WganTrainerConfig,
+    "minibatch_ot": MinibatchOtTrainerConfig,
 }
 
 
@@ -268,16 +292,58 @@ def _name_or(value: str, default: str) -> str:
     return value if value else default
 
 
+def _summary(path: Path) -> str:
+    """The first comment line of a config file that is not a ``@package`` header."""
+    for line in path.read_text().splitlines():
+        text = line.strip()
+        if not text.startswith("#"):
+            break
+        text = text.lstrip("#").strip()
+        if text and not text.startswith("@package"):
+            return text
+    return ""
+
+
+def conf_listing(what: str, conf_dir: Path | str = CONF_DIR) -> str:
+    """The lines of ``python -m train --help`` generated from the ``conf`` directory.
+
+    Args:
+      what: ``"experiment"`` or ``"sweep"`` (one line per file: name and the file's summary
+        comment), or ``"groups"`` (one line per other group: its options; ``hydra`` excluded).
+      conf_dir: the config directory (``conf/`` of the repository).
+
+    Returns:
+      the lines, indented by two spaces, joined by newlines; ``$`` doubled (the help
+      template is a :class:`string.Template`).
+    """
+    conf_dir = Path(conf_dir)
+    if what in ("experiment", "sweep"):
+        files = sorted((conf_dir / what).glob("*.yaml"))
+        width = max((len(p.stem) for p in files), default=0)
+        lines = [f"  {p.stem:<{width}}  {_summary(p)}".rstrip() for p in files]
+    elif what == "groups":
+        groups = sorted(d for d in conf_dir.iterdir()
+                        if d.is_dir() and d.name not in ("experiment", "sweep", "hydra") and any(d.glob("*.yaml")))
+        width = max((len(d.name) for d in groups), default=0)
+        lines = [f"  {d.name + ':':<{width + 1}} {', '.join(sorted(p.stem for p in d.glob('*.yaml')))}"
+                 for d in groups]
+    else:
+        raise ValueError(f"conf_listing: what must be 'experiment', 'sweep' or 'groups', got {what!r}")
+    return "\n".join(lines).replace("$", "$$")
+
+
 def register() -> None:
-    """Store the root schema (``base_config``), the analysis and trainer schemas, and the
-    ``name_or`` resolver used by the run-directory names (idempotent)."""
+    """Store the root schema (``base_config``), the analysis schemas (``schema/<name>``) and
+    the trainer schemas (``schema/trainer/<name>``), and register the ``name_or`` resolver
+    (run-directory names) and the ``train_help`` resolver (:func:`conf_listing`) (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for name, node in _SCHEMAS.items():
         cs.store(group="schema", name=name.removesuffix("_schema"), node=node)
     for name, node in _TRAINER_SCHEMAS.items():
-        cs.store(group="trainer", name=name, node=node)
+        cs.store(group="schema/trainer", name=name, node=node)
     OmegaConf.register_new_resolver("name_or", _name_or, replace=True)
+    OmegaConf.register_new_resolver("train_help", conf_listing, replace=True)
 
 
 register()

@@ -107,7 +107,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
     @jax.jit
     def _log_density(state, points):
         out = evaluated_generator(state).log_density(points)
-        return out.log_density, out.ok
+        return out.log_density, out.converged
 
     last = {}  # the latest evaluation's state and grid log-density: the figures reuse the final one
 

@@ -131,27 +131,25 @@ def _sq_dists(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index ``[n]`` of the nearest centre of each row of ``x`` and its squared distance ``[n]``."""
-    idx = np.empty(x.shape[0], dtype=np.int64)
-    dist = np.empty(x.shape[0])
-    for s in range(0, x.shape[0], _BLOCK):
-        d = _sq_dists(x[s:s + _BLOCK], centres)
-        idx[s:s + _BLOCK] = d.argmin(1)
-        dist[s:s + _BLOCK] = d[np.arange(d.shape[0]), idx[s:s + _BLOCK]]
-    return idx, dist
+    """Index ``[n]`` of the nearest centre of each row of ``x`` and its squared distance ``[n]``
+    (:func:`ot_jax.geometry.nearest_neighbors`, the library's one search)."""
+    from ot_jax.geometry import nearest_neighbors  # deferred, like heldout_w2's jax import
+
+    idx, sq = nearest_neighbors(x, centres)
+    return np.asarray(idx, np.int64), np.asarray(sq, np.float64)
 
 
 def _knn_sq_radii(x: np.ndarray, k: int) -> np.ndarray:
     """``[n]`` squared distance of each row of ``x`` to its k-th nearest *other* row.
 
-    The point itself is the 0-th neighbour (``np.partition`` at index ``k``, as in
-    the reference implementation of Kynkäänniemi et al.); duplicates count as neighbours.
+    The point itself is the 0-th neighbour (the ``k + 1`` nearest rows, as
+    ``np.partition`` at index ``k`` in the reference implementation of
+    Kynkäänniemi et al.); duplicates count as neighbours.
     """
-    out = np.empty(x.shape[0])
-    for s in range(0, x.shape[0], _BLOCK):
-        d = _sq_dists(x[s:s + _BLOCK], x)
-        out[s:s + _BLOCK] = np.partition(d, k, axis=1)[:, k]
-    return out
+    from ot_jax.geometry import nearest_neighbors
+
+    _, sq = nearest_neighbors(x, x, k=k + 1)
+    return np.asarray(sq, np.float64)[:, k]
 
 
 def _inside_union(points: np.ndarray, centres: np.ndarray, sq_radii: np.ndarray) -> np.ndarray:
@@ -247,7 +245,7 @@ def heldout_w2(generated, real) -> float:
     g = _points(generated, "generated", fn)
     r = _points(real, "real", fn)
     _same_dim(g, r, "generated and real", fn)
-    import jax.numpy as jnp  # deferred: this module's other metrics need no jax
+    import jax.numpy as jnp  # deferred: importing this module does not start jax
 
     import ot_jax
 

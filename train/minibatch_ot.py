@@ -2,15 +2,15 @@
 al. 2018 for the sliced loss): no critic.
 
 One step draws a data batch ``x [b, d]`` and a generated batch ``g(z) [b, d]`` and
-descends ``solver(key, x, g(z), cost=cost).value``. The solver is a config group
-(``solver/ipot``, ``solver/sinkhorn``, ``solver/emd``, ``solver/sliced``: the
+descends ``loss(key, x, g(z), cost=cost).value``. The loss is a config group
+(``loss/ipot``, ``loss/sinkhorn``, ``loss/emd``, ``loss/sliced``: the
 functions of :mod:`ot_jax.losses.minibatch`), differentiated by the envelope theorem
-(through the plan's cost with the plan held fixed) unless the solver config asks
+(through the plan's cost with the plan held fixed) unless the loss config asks
 to unroll. The thesis' claim, measured by the evaluations of
 :class:`train.generative.GeneratorRun`: with Sinkhorn at moderate ε the generated
 law shrinks toward the data mean; with IPOT (exact OT) it covers the support.
 
-``python -m train experiment=generator_mixture solver=sinkhorn solver.epsilon=0.1``
+``python -m train experiment=generator_mixture loss=sinkhorn loss.epsilon=0.1``
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class GeneratorState(NamedTuple):
     generator_ema: Any  # exponential moving average of ``generator`` (what is evaluated)
 
 
-def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransformation, solver: Callable,
+def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransformation, loss: Callable,
           cost: Callable, seed: int, output_dir: str, batch_size: int = 64, latent: str = "uniform",
           ema_decay: float = 0.0, lr_decay: str = "none", decay_steps: int = 1, final_lr_fraction: float = 0.01,
           eval_samples: int = 2000, w2_samples: int = 500, snapshot_samples: int = 500,
@@ -49,7 +49,7 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
       data: one data law (:class:`train.data.Marginals` with one sampler).
       model: partial generator constructor (``ot_jax.nn.Generator``).
       optimizer: optax transformation of the generator.
-      solver: ``solver(key, x [b, d], y [b, d], cost=cost) -> MinibatchLoss``
+      loss: ``loss(key, x [b, d], y [b, d], cost=cost) -> MinibatchLoss``
         (:mod:`ot_jax.losses.minibatch`, ``_partial_`` config nodes).
       cost: ground cost (``ot_jax.SqEuclidean()`` in the thesis).
       seed, output_dir: the run's seed and directory.
@@ -81,7 +81,7 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
         x = run.data_batch(kx, batch_size)
 
         def loss_fn(params):
-            out = solver(ks, x, run.sample(params, state.generator_rest, kz, batch_size), cost=cost)
+            out = loss(ks, x, run.sample(params, state.generator_rest, kz, batch_size), cost=cost)
             return out.value, out
 
         (value, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.generator)
@@ -92,5 +92,5 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
                    "n_iters": out.n_iters.astype(value.dtype)}
         return GeneratorState(params, state.generator_rest, opt, ema), metrics
 
-    name = getattr(solver, "func", solver).__name__.removesuffix("_loss")
+    name = getattr(loss, "func", loss).__name__.removesuffix("_loss")
     return run.trainer(init, step, f"minibatch OT generator ({name})")

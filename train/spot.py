@@ -140,7 +140,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         state = state._replace(generator=params, generator_opt=opt, generator_ema=ema)
         metrics = {"objective": value, "transport": terms.transport}
         if lam is not None:
-            metrics.update(neg_entropy=terms.neg_entropy, flow_ok=terms.flow_ok.astype(value.dtype))
+            metrics.update(neg_entropy=terms.neg_entropy, flow_converged=terms.flow_converged.astype(value.dtype))
         metrics.update({f"gap_{i}": terms.gaps[i] for i in range(k)})
         metrics.update({f"critic_gap_{i}": gaps[-1, i] for i in range(k)})
         return state, metrics

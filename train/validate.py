@@ -1,26 +1,115 @@
-"""Check every ``_target_`` node of a config against its target's signature, before running.
+"""Check a composed config before anything is built: value ranges, and keys against targets.
 
-Structured schemas catch misspelt keys of the nodes they type (analyses, trainers);
-the other groups (data samplers, models, optimisers, costs) are typed by the code
-they call. A key that the target does not accept fails here, at start, with the
-node's path and the accepted names, instead of minutes later at instantiation.
+* :func:`check_values`: the ranges and choices of the keys people change
+  (``loop.*``, ``seed``, ``trainer.*``), all in one table here, with messages such as
+  ``loop.steps must be an integer >= 1, got -5``. Types are the schema's job
+  (``loop.steps=abc`` already fails at composition, naming the key).
+* :func:`check_targets`: structured schemas catch misspelt keys of the nodes they type
+  (analyses, trainers); the other groups (data samplers, models, optimisers, costs,
+  losses) are typed by the code they call. A key that the target does not accept fails
+  here, at start, with the node's path and the accepted names, instead of minutes later
+  at instantiation.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig
 
-__all__ = ["check_targets", "ConfigKeyError"]
+from ot_jax.losses.spot import COUPLINGS
+from train.common import LR_DECAYS
+from train.generative import LATENTS
+
+__all__ = ["check_targets", "check_values", "ConfigKeyError", "ConfigValueError"]
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
 class ConfigKeyError(ValueError):
     """A config key that its ``_target_`` does not accept."""
+
+
+class ConfigValueError(ValueError):
+    """A config value out of its key's range or choices."""
+
+
+def _integer(low: int) -> tuple[str, Callable[[Any], bool]]:
+    return f"an integer >= {low}", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(test: Callable[[float], bool], text: str) -> tuple[str, Callable[[Any], bool]]:
+    return text, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and test(float(v))
+
+
+def _one_of(choices: tuple[str, ...]) -> tuple[str, Callable[[Any], bool]]:
+    return f"one of {', '.join(choices)}", lambda v: v in choices
+
+
+# key -> (what a valid value is, test). Keys absent from a config are skipped (an
+# analysis has no trainer; a WGAN trainer has no eta). Only training runs check loop.*.
+_RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "seed": _integer(0),
+    "loop.steps": _integer(1),
+    "loop.log_every": _integer(1),
+    "loop.eval_every": _integer(0),
+    "loop.checkpoint_every": _integer(0),
+    "loop.keep_checkpoints": _integer(1),
+    "loop.progress_every_s": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.batch_size": _integer(1),
+    "trainer.n_critic": _integer(1),
+    "trainer.eval_samples": _integer(1),
+    "trainer.w2_samples": _integer(1),
+    "trainer.snapshot_samples": _integer(1),
+    "trainer.decay_steps": _integer(1),
+    "trainer.eta": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.lam": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.critic_lr_scale": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.gradient_penalty": _number(lambda v: v >= 0, "a number >= 0"),
+    "trainer.ema_decay": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.final_lr_fraction": _number(lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "trainer.lr_decay": _one_of(LR_DECAYS),
+    "trainer.latent": _one_of(LATENTS),
+    "trainer.coupling": _one_of(COUPLINGS),
+}
+_MISSING = object()
+
+
+def _select(cfg: DictConfig, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigValueError` for the first value out of its key's range or choices.
+
+    Run on the composed root config before anything is built (:func:`train.runner.run_config`).
+    The loop's keys are checked for training runs only (a config with a ``trainer``);
+    ``eval_every`` and ``checkpoint_every`` must also be multiples of ``log_every`` (the loop
+    stops only between compiled chunks of ``log_every`` steps).
+    """
+    training = _select(cfg, "trainer") not in (None, _MISSING)
+    for key, (valid, test) in _RANGES.items():
+        if key.startswith(("loop.", "trainer.")) and not training:
+            continue
+        value = _select(cfg, key)
+        if value is _MISSING or (key == "trainer.decay_steps" and _select(cfg, "trainer.lr_decay") == "none"):
+            continue
+        if not test(value):
+            raise ConfigValueError(f"{key} must be {valid}, got {value!r}")
+    if training:
+        log_every = cfg.loop.log_every
+        for key in ("eval_every", "checkpoint_every"):
+            if cfg.loop[key] % log_every:
+                raise ConfigValueError(f"loop.{key} must be 0 (never) or a multiple of loop.log_every={log_every}, "
+                                       f"got {cfg.loop[key]}")
 
 
 def _parameters(target: Any) -> tuple[set[str], bool]:

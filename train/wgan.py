@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ot_jax.losses.adversarial import clip_weights, critic_objective, gradient_penalty as penalty_fn, max_abs_weight
+from ot_jax.losses.adversarial import clip_weights, critic_step, max_abs_weight
 from ot_jax.nn import SpectralVector, power_iteration
 from train.data import Marginals
 from train.generative import GeneratorRun
@@ -104,18 +104,10 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         real = run.data_batch(kx, batch_size)
         fake = jax.lax.stop_gradient(run.sample(state.generator, state.generator_rest, kz, batch_size))
 
-        def loss(c_params):
-            f = critic_fn(c_params, c_rest)
-            value = critic_objective(f, real, fake)
-            pen = penalty_fn(f, real, fake, kp) if gradient_penalty > 0 else jnp.zeros((), value.dtype)
-            return -value + gradient_penalty * pen, (value, pen)
-
-        grads, (value, pen) = jax.grad(loss, has_aux=True)(state.critics)
-        updates, opt = critic_tx.update(grads, state.critics_opt, state.critics)
-        params = optax.apply_updates(state.critics, updates)
-        if clip is not None:
-            params = clip_weights(params, clip)
-        return state._replace(critics=params, critics_rest=c_rest, critics_opt=opt), (value, pen)
+        out = critic_step(state.critics, state.critics_opt, real, fake, kp,
+                          critic_fn=lambda p: critic_fn(p, c_rest), tx=critic_tx, penalty=gradient_penalty, clip=clip)
+        return state._replace(critics=out.params, critics_rest=c_rest, critics_opt=out.opt_state), (
+            out.objective, out.penalty)
 
     def step(state: AdversarialState, key):
         kc, kz = jax.random.split(key)

@@ -19,7 +19,9 @@ The losses:
   ``objective="regularised"`` giving ``<C, P_eps> + eps KL(P_eps | a b^T)``.
 - :func:`exact_loss`: the exact minibatch OT cost, by the Hungarian method or the
   auction (equal sizes: with uniform weights the optimal plan is a permutation,
-  Birkhoff) or by the LP (:func:`ot_jax.emd`, HiGHS on the host, any sizes).
+  Birkhoff) or by the LP (``method="lp"``: :func:`ot_jax.emd`, HiGHS on the host,
+  any sizes). The trainers' adapter of :func:`ot_jax.losses.point_cloud.exact_loss`
+  (same computation, same method names).
 - :func:`sliced_loss`: ``SW_p^p``, the mean over random directions ``theta`` of the
   exact 1-D cost ``W_p^p(theta#x, theta#y)`` (sorting), with ``p = 2`` for
   :class:`~ot_jax.SqEuclidean` and ``p = 1`` for :class:`~ot_jax.Euclidean`.
@@ -46,6 +48,10 @@ projection ``m sum_i P_ij x_i``, a local *average* of the data, so the generated
 law shrinks toward the mean. IPOT converges to the exact plan (a permutation for
 equal batch sizes), whose fixed point is ``y_j = x_sigma(j)``: no shrinkage.
 
+Health. Every loss returns a :class:`MinibatchLoss` carrying its solver's
+``status`` (a :class:`~ot_jax.Status`) and ``converged`` (``status == CONVERGED``);
+``throw=True`` raises a readable error (also inside ``jit``) on a bad status.
+
 Shapes: ``x: [n, d]``, ``y: [m, d]``; every field of :class:`MinibatchLoss` is a scalar.
 """
 
@@ -59,12 +65,13 @@ import jax
 import jax.numpy as jnp
 
 from ot_jax.geometry import CostFn, Euclidean, PointCloud, SqEuclidean
-from ot_jax.solvers import assignment, emd, ipot, sinkhorn, sliced_wasserstein
+from ot_jax.losses import _exact
+from ot_jax.solvers import Status, ipot, raise_on_status, result_repr, sinkhorn, sliced_wasserstein
 
 __all__ = ["MinibatchLoss", "ipot_loss", "sinkhorn_loss", "exact_loss", "sliced_loss"]
 
 _OBJECTIVES = ("primal", "regularised")
-_EXACT_METHODS = ("hungarian", "auction", "lp")
+_EXACT_METHODS = _exact.ASSIGNMENT_METHODS + ("lp",)
 
 
 class MinibatchLoss(NamedTuple):
@@ -72,16 +79,23 @@ class MinibatchLoss(NamedTuple):
 
     Attributes:
       value: scalar loss, differentiable in ``x`` and ``y``.
-      converged: scalar bool: the solver met its tolerance (IPOT, Sinkhorn) or
-        solved its problem (exact; False e.g. when the auction hits its round cap);
-        always True for the sliced loss.
+      status: scalar int32, the solver's :class:`~ot_jax.Status` (``CONVERGED``
+        always for the sliced loss).
+      converged: scalar bool, ``status == Status.CONVERGED``: the solver met its
+        tolerance (IPOT, Sinkhorn) or solved its problem (exact; False e.g. when
+        the auction hits its round cap).
       n_iters: scalar int32: solver iterations (IPOT proximal steps, Sinkhorn
-        sweeps); 0 for the exact and sliced losses.
+        sweeps, auction rounds or Hungarian steps, simplex iterations); 0 for the
+        sliced loss.
     """
 
     value: jax.Array
+    status: jax.Array
     converged: jax.Array
     n_iters: jax.Array
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("value", "status", "n_iters"))
 
 
 def _check_points(x, y, fn: str):
@@ -104,9 +118,11 @@ def _check_static_positive(value, name: str, fn: str):
         raise ValueError(f"{fn}: {name} must be a finite number > 0, got {value}")
 
 
-def _loss(value, converged, n_iters) -> MinibatchLoss:
-    return MinibatchLoss(value=value, converged=jnp.asarray(converged, bool),
-                         n_iters=jnp.asarray(n_iters, jnp.int32))
+def _loss(value, status, n_iters, *, throw: bool, fn: str, parameter: str | None = None) -> MinibatchLoss:
+    status = jnp.asarray(status, jnp.int32)
+    out = MinibatchLoss(value=value, status=status, converged=status == Status.CONVERGED,
+                        n_iters=jnp.asarray(n_iters, jnp.int32))
+    return raise_on_status(out, fn, parameter, field="value") if throw else out
 
 
 def ipot_loss(
@@ -120,6 +136,7 @@ def ipot_loss(
     tol: float | None = None,
     check_every: int = 10,
     grad_mode: Literal["envelope", "unroll"] = "envelope",
+    throw: bool = False,
 ) -> MinibatchLoss:
     """Primal cost ``<C, P>`` of the IPOT plan: converges to the exact minibatch OT cost.
 
@@ -132,11 +149,13 @@ def ipot_loss(
         certified relative gap (None: the solver default, 1e-6 in float64, 1e-3
         in float32); check_every: steps per check (static).
       grad_mode: ``"envelope"`` (default; ``d/dC = P``, the gradient of the exact
-        OT value once converged) or ``"unroll"`` (backpropagate through the steps).
+        OT value once converged) or ``"unroll"`` (backpropagate through the steps);
+        :data:`ot_jax.solvers._entropic.GRAD_MODES`.
+      throw: raise (also inside ``jit``) on a bad status.
 
     Returns:
-      :class:`MinibatchLoss` with ``value = <C, P>`` (scalar), IPOT's ``converged``
-      and ``n_iters``.
+      :class:`MinibatchLoss` with ``value = <C, P>`` (scalar), IPOT's ``status``,
+      ``converged`` and ``n_iters``.
 
     >>> import jax, ot_jax, ot_jax.losses.minibatch
     >>> x = jax.random.uniform(jax.random.PRNGKey(0), (32, 2))
@@ -152,7 +171,7 @@ def ipot_loss(
         _check_static_positive(beta, "beta", fn)
     out = ipot(PointCloud(x, y, cost_fn=cost), beta=beta, max_iters=max_iters, tol=tol,
                check_every=check_every, grad_mode=grad_mode)
-    return _loss(out.cost, out.converged, out.n_iters)
+    return _loss(out.cost, out.status, out.n_iters, throw=throw, fn=fn, parameter="beta")
 
 
 def sinkhorn_loss(
@@ -167,6 +186,7 @@ def sinkhorn_loss(
     tol: float = 1e-4,
     objective: Literal["primal", "regularised"] = "primal",
     grad_mode: Literal["envelope", "unroll"] = "envelope",
+    throw: bool = False,
 ) -> MinibatchLoss:
     """Entropic minibatch OT loss from the Sinkhorn plan ``P_eps``.
 
@@ -181,10 +201,12 @@ def sinkhorn_loss(
         ``"regularised"``: ``<C, P_eps> + eps KL(P_eps | a b^T)``.
       grad_mode: ``"envelope"`` (default): exact for ``"regularised"`` (Danskin),
         the plan-fixed gradient ``d/dC = P_eps`` for ``"primal"``; ``"unroll"``:
-        backpropagate through the sweeps (exact for both).
+        backpropagate through the sweeps (exact for both);
+        :data:`ot_jax.solvers._entropic.GRAD_MODES`.
+      throw: raise (also inside ``jit``) on a bad status.
 
     Returns:
-      :class:`MinibatchLoss` with the scalar value, Sinkhorn's ``converged`` and ``n_iters``.
+      :class:`MinibatchLoss` with the scalar value, Sinkhorn's ``status``, ``converged`` and ``n_iters``.
 
     >>> import jax, ot_jax.losses.minibatch
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
@@ -200,7 +222,7 @@ def sinkhorn_loss(
     out = sinkhorn(PointCloud(x, y, cost_fn=cost), epsilon=epsilon, relative_epsilon=relative_epsilon,
                    max_iters=max_iters, tol=tol, grad_mode=grad_mode)
     value = out.cost if objective == "primal" else out.reg_cost
-    return _loss(value, out.converged, out.n_iters)
+    return _loss(value, out.status, out.n_iters, throw=throw, fn=fn, parameter="epsilon")
 
 
 def exact_loss(
@@ -210,6 +232,7 @@ def exact_loss(
     *,
     cost: CostFn = SqEuclidean(),
     method: Literal["hungarian", "auction", "lp"] = "hungarian",
+    throw: bool = False,
 ) -> MinibatchLoss:
     """Exact minibatch OT cost ``W_c(x, y) = min_P <C, P>`` (uniform weights).
 
@@ -221,10 +244,14 @@ def exact_loss(
         :func:`ot_jax.assignment` on the ``[n, n]`` cost matrix, value
         ``assignment cost / n``; they need ``n == m``. ``"lp"``: :func:`ot_jax.emd`
         (HiGHS on the host through a callback, any ``n``, ``m``; slow for large batches).
+        The same names as :func:`ot_jax.losses.point_cloud.exact_loss`, which
+        computes the same value (it is this loss without the trainer signature).
+      throw: raise (also inside ``jit``) on a bad status.
 
     Returns:
       :class:`MinibatchLoss`: the scalar value (gradient by the envelope theorem,
-      the optimal matching or plan held fixed), the solver's ``converged``, ``n_iters = 0``.
+      the optimal matching or plan held fixed), the solver's ``status``,
+      ``converged`` and ``n_iters``.
 
     Raises:
       ValueError: unknown method, ``n != m`` with an assignment method, bad shapes.
@@ -235,19 +262,11 @@ def exact_loss(
     0.125
     """
     fn = "exact_loss"
-    if method not in _EXACT_METHODS:
-        raise ValueError(f"{fn}: unknown method {method!r}; choose one of {', '.join(map(repr, _EXACT_METHODS))}")
+    _exact.check_method(method, _EXACT_METHODS, fn)
     x, y = _check_points(x, y, fn)
-    geom = PointCloud(x, y, cost_fn=cost)
-    if method == "lp":
-        out = emd(geom)
-        return _loss(out.cost, out.converged, 0)
-    n, m = geom.shape
-    if n != m:
-        raise ValueError(f"{fn}: method={method!r} needs batches of equal sizes (a permutation), got n = {n} "
-                         f"and m = {m}; use method='lp' for unequal sizes")
-    out = assignment(geom, method=method)
-    return _loss(out.cost / n, out.converged, 0)
+    _exact.check_sizes(method, x.shape[0], y.shape[0], fn)
+    value, status, n_iters = _exact.exact_cost(x, y, cost_fn=cost, method=method)
+    return _loss(value, status, n_iters, throw=throw, fn=fn, parameter=_exact.PARAMETERS[method])
 
 
 def sliced_loss(
@@ -257,6 +276,7 @@ def sliced_loss(
     *,
     cost: CostFn = SqEuclidean(),
     n_projections: int = 50,
+    throw: bool = False,
 ) -> MinibatchLoss:
     """Sliced Wasserstein loss ``SW_p^p = mean_theta W_p^p(theta#x, theta#y)`` (Deshpande et al. 2018).
 
@@ -265,10 +285,12 @@ def sliced_loss(
       x: ``[n, d]`` data batch; y: ``[m, d]`` generated batch (uniform weights).
       cost: :class:`~ot_jax.SqEuclidean` (``p = 2``) or :class:`~ot_jax.Euclidean` (``p = 1``).
       n_projections: number of random directions (static, >= 1).
+      throw: accepted for the uniform signature; the sliced loss has no iterations
+        and cannot fail (``status = CONVERGED``).
 
     Returns:
       :class:`MinibatchLoss`: scalar ``SW_p^p`` (differentiable through the sorts),
-      ``converged = True``, ``n_iters = 0``.
+      ``status = CONVERGED``, ``converged = True``, ``n_iters = 0``.
 
     Raises:
       ValueError: any other cost, bad shapes, empty batches, ``n_projections < 1``.
@@ -282,4 +304,4 @@ def sliced_loss(
         raise ValueError(f"{fn}: cost must be ot_jax.SqEuclidean() (SW_2^2) or ot_jax.Euclidean() (SW_1), "
                          f"got {cost!r}")
     value = sliced_wasserstein(key, x, y, n_projections=n_projections, p=p) ** p
-    return _loss(value, True, 0)
+    return _loss(value, Status.CONVERGED, 0, throw=throw, fn=fn)

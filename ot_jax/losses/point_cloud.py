@@ -1,4 +1,4 @@
-"""Losses between point clouds: the Chamfer distance and the exact matching (EMD) loss.
+"""Losses between point clouds: the Chamfer distance and the exact OT loss (the EMD).
 
 The use case of the lecture slides: compare a predicted and a reference point
 cloud (PointSetGen, Fan et al. 2017; AtlasNet, Groueix et al. 2018) of 1000 to
@@ -10,16 +10,18 @@ order of the points.
   It is cheap (``O(n m d)``, computed in blocks so no ``[n, m]`` array is ever
   stored) but it is not a transport: many points may match the same one, so
   it ignores density (a cloud collapsed onto part of the target still scores well).
-- :func:`emd_loss` is the optimal transport cost between the two empirical
+- :func:`exact_loss` (the earth mover's distance, EMD) is the optimal transport cost between the two empirical
   measures. For equal sizes and uniform weights the optimal plan is a
   permutation (Birkhoff), so it is the mean matched cost of the optimal
   assignment ``min_sigma (1/n) sum_i |x_i - y_sigma(i)|^p``, solved exactly by
   :func:`ot_jax.assignment`. Unequal sizes or weights go through
-  :func:`ot_jax.emd` (exact LP) or :func:`ot_jax.ipot` on a :class:`ot_jax.PointCloud`.
+  :func:`ot_jax.emd` (``method="lp"``, the exact LP) or :func:`ot_jax.ipot` on a
+  :class:`ot_jax.PointCloud`. The same concept, with the minibatch trainers'
+  signature, is :func:`ot_jax.losses.minibatch.exact_loss`.
 
 Both are differentiable in the points. The Chamfer gradient is that of the
 nearest-neighbour distance (``p |x_i - y_nn(i)|^(p-2) (x_i - y_nn(i))`` per term,
-a subgradient where the nearest neighbour is not unique); the EMD gradient
+a subgradient where the nearest neighbour is not unique); the exact loss' gradient
 follows from the envelope theorem (Danskin): the matching is held fixed, so
 ``d/dx_i = (p/n) |x_i - y_sigma(i)|^(p-2) (x_i - y_sigma(i))``, i.e.
 ``2 (x_i - y_sigma(i)) / n`` for the default ``p = 2``.
@@ -33,18 +35,20 @@ Kuhn, "The Hungarian method for the assignment problem", 1955; Bertsekas,
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ot_jax._checks import check_int_at_least, check_points, check_same_dim, is_concrete
-from ot_jax.geometry import Euclidean, PNorm, PointCloud, SqEuclidean, nearest_neighbors
-from ot_jax.solvers import assignment, emd, ipot
+from ot_jax.geometry import Euclidean, PNorm, SqEuclidean, nearest_neighbors
+from ot_jax.losses import _exact
+from ot_jax.solvers import raise_on_status
 
-__all__ = ["chamfer_distance", "emd_loss"]
+__all__ = ["chamfer_distance", "exact_loss"]
 
-_EMD_METHODS = ("hungarian", "auction", "emd", "ipot")
+_METHODS = _exact.ASSIGNMENT_METHODS + _exact.PLAN_METHODS
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -115,11 +119,12 @@ def _chamfer_core(x, y, p, block_size):
     return jnp.mean(_pow_dist(dx, p)) + jnp.mean(_pow_dist(dy, p))
 
 
-# ----------------------------------------------------------------------------- EMD
+# ----------------------------------------------------------------------------- exact OT (EMD)
 
 
-def emd_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian", **solver_kwargs) -> jax.Array:
-    """Earth mover's distance ``W_p^p`` between two point clouds (the permutation-invariant loss).
+def exact_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian", throw: bool = False,
+               **solver_kwargs) -> jax.Array:
+    """Exact OT cost ``W_p^p`` between two point clouds (the earth mover's distance; permutation-invariant).
 
     For equal sizes and uniform weights (the default) the optimal plan is a
     permutation, and the loss is the mean matched cost of the optimal assignment
@@ -129,7 +134,7 @@ def emd_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian",
     solved exactly by the Hungarian method (``method="hungarian"``, best on the
     CPU) or within ``n * eps_final`` by the parallel auction (``"auction"``, best
     on accelerators); both are ``O(n^3)``-ish, practical up to a few thousand
-    points. For different sizes or weights use ``method="emd"`` (exact LP on the
+    points. For different sizes or weights use ``method="lp"`` (exact LP on the
     host, dense, a few hundred points) or ``method="ipot"`` (exact OT by proximal
     point iterations on a lazy :class:`~ot_jax.PointCloud`, the large-scale path);
     both return ``sum_ij P_ij |x_i - y_j|^p`` with weights normalised to mass 1.
@@ -144,10 +149,14 @@ def emd_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian",
       x: ``[n, d]`` or ``[B, n, d]`` points; y: ``[m, d]`` or ``[B, m, d]``
         (``m = n`` for the assignment methods).
       a: ``[n]`` (or ``[B, n]``) source weights, uniform if None; b: ``[m]`` (or
-        ``[B, m]``) target weights. Only with ``method="emd"`` or ``"ipot"``.
+        ``[B, m]``) target weights. Only with ``method="lp"`` or ``"ipot"``.
       p: exponent of the Euclidean ground distance (static, > 0); ``p = 2``
         gives ``W_2^2``, ``p = 1`` the classical EMD ``W_1``.
-      method: ``"hungarian"``, ``"auction"``, ``"emd"`` or ``"ipot"``.
+      method: ``"hungarian"``, ``"auction"``, ``"lp"`` or ``"ipot"``.
+      throw: raise (also inside ``jit``) when the solver reports a bad status
+        (e.g. IPOT or the auction hitting ``max_iters``); otherwise the value of
+        the last iterate is returned (use :func:`ot_jax.losses.minibatch.exact_loss`
+        for the status itself).
       **solver_kwargs: passed to :func:`ot_jax.assignment` (e.g. ``eps_final``),
         :func:`ot_jax.emd` or :func:`ot_jax.ipot` (e.g. ``beta``, ``tol``).
 
@@ -161,13 +170,12 @@ def emd_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian",
 
     >>> import jax.numpy as jnp, ot_jax
     >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
-    >>> float(ot_jax.emd_loss(x, x[::-1] + jnp.array([0.0, 1.0])))  # a shuffle, then a shift by 1
+    >>> float(ot_jax.exact_loss(x, x[::-1] + jnp.array([0.0, 1.0])))  # a shuffle, then a shift by 1
     1.0
     """
-    fn = "emd_loss"
+    fn = "exact_loss"
     p = _check_p(p, fn)
-    if method not in _EMD_METHODS:
-        raise ValueError(f"{fn}: unknown method {method!r}; choose one of {', '.join(map(repr, _EMD_METHODS))}")
+    _exact.check_method(method, _METHODS, fn)
     x = check_points(x, "x", fn, batched=True)
     y = check_points(y, "y", fn, batched=True)
     if x.ndim != y.ndim:
@@ -177,24 +185,20 @@ def emd_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian",
         raise ValueError(f"{fn}: batch sizes differ, x has {x.shape[0]} clouds but y has {y.shape[0]}")
     check_same_dim(x, y, fn)
     n, m = x.shape[-2], y.shape[-2]
-    if method in ("hungarian", "auction"):
-        if n != m:
-            raise ValueError(
-                f"{fn}: method={method!r} matches points one to one, so it needs equal sizes, got n = {n}, m = {m}; "
-                "use method='emd' (exact LP, small clouds) or method='ipot' (large clouds) for unequal sizes"
-            )
-        if a is not None or b is not None:
-            raise ValueError(f"{fn}: weights a, b need method='emd' or method='ipot' "
-                             f"(method={method!r} is for uniform weights)")
+    _exact.check_sizes(method, n, m, fn)
+    if method in _exact.ASSIGNMENT_METHODS and (a is not None or b is not None):
+        raise ValueError(f"{fn}: weights a, b need method='lp' or method='ipot' "
+                         f"(method={method!r} is for uniform weights)")
     dtype = jnp.result_type(x, y)
     x, y = x.astype(dtype), y.astype(dtype)
 
     try:  # settings as static arguments of one compiled function (each new value recompiles)
         static = tuple(sorted(solver_kwargs.items()))
         hash(static)
-        single = functools.partial(_emd_loss_jit, p=p, method=method, static_kwargs=static)
+        single = functools.partial(_exact_loss_jit, p=p, method=method, throw=bool(throw), static_kwargs=static)
     except TypeError:  # an array among the settings: stay eager (the solvers compile their own parts)
-        single = functools.partial(_emd_loss_single, p=p, method=method, solver_kwargs=solver_kwargs)
+        single = functools.partial(_exact_loss_single, p=p, method=method, throw=bool(throw),
+                                   solver_kwargs=solver_kwargs)
 
     a = _weights(a, x.shape[:-1], "a", fn, dtype)
     b = _weights(b, y.shape[:-1], "b", fn, dtype)
@@ -219,25 +223,23 @@ def _weights(w, shape, name: str, fn: str, dtype):
     return w
 
 
-@functools.partial(jax.jit, static_argnames=("p", "method", "static_kwargs"))
-def _emd_loss_jit(x, y, a, b, *, p, method, static_kwargs):
-    return _emd_loss_single(x, y, a, b, p=p, method=method, solver_kwargs=dict(static_kwargs))
+@functools.partial(jax.jit, static_argnames=("p", "method", "throw", "static_kwargs"))
+def _exact_loss_jit(x, y, a, b, *, p, method, throw, static_kwargs):
+    return _exact_loss_single(x, y, a, b, p=p, method=method, throw=throw, solver_kwargs=dict(static_kwargs))
 
 
-def _emd_loss_single(x, y, a, b, *, p, method, solver_kwargs):
-    if method in ("hungarian", "auction"):
-        xs, ys = jax.lax.stop_gradient((x, y))
-        cost = _pow_dist(SqEuclidean().pairwise(xs, ys), p)  # [n, n], on stopped gradients
-        perm = assignment(cost, method=method, **solver_kwargs).permutation
-        return jnp.mean(_pow_dist(jnp.sum((x - y[perm]) ** 2, axis=-1), p))
+class _Checked(NamedTuple):
+    """Carrier of a loss value and its solver's status for :func:`raise_on_status`."""
+
+    cost: jax.Array
+    status: jax.Array
+
+
+def _exact_loss_single(x, y, a, b, *, p, method, throw, solver_kwargs):
     cost_fn = SqEuclidean() if p == 2.0 else Euclidean() if p == 1.0 else PNorm(p=2.0, power=p)
-    geom = PointCloud(x, y, cost_fn=cost_fn)
-    if a is not None:
-        a = jnp.asarray(a, x.dtype)
-        a = a / jnp.sum(a)
-    if b is not None:
-        b = jnp.asarray(b, x.dtype)
-        b = b / jnp.sum(b)
-    solve = emd if method == "emd" else ipot
-    return solve(geom, a, b, **solver_kwargs).cost
-
+    pair = lambda u, v: _pow_dist(jnp.sum((u - v) ** 2, axis=-1), p)  # zero (sub)gradient at 0
+    value, status, _ = _exact.exact_cost(x, y, a, b, cost_fn=cost_fn, method=method, pair_cost=pair,
+                                         **solver_kwargs)
+    if throw:
+        value = raise_on_status(_Checked(value, status), "exact_loss", _exact.PARAMETERS[method]).cost
+    return value

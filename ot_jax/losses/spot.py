@@ -135,13 +135,13 @@ class EntropicSpotTerms(NamedTuple):
     transport, gaps: as in :class:`SpotTerms`.
     neg_entropy: scalar, ``H = E_Z log p_γ(G(Z))`` — the thesis' entropy term (minus
       the differential entropy of the generated joint law).
-    flow_ok: scalar bool, False when the ODE solve failed (``FlowResult.ok``).
+    flow_converged: scalar bool, False when the ODE solve failed (``FlowResult.converged``).
     """
 
     transport: jax.Array
     gaps: jax.Array
     neg_entropy: jax.Array
-    flow_ok: jax.Array
+    flow_converged: jax.Array
 
 
 def entropic_spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key: jax.Array, *,
@@ -176,4 +176,4 @@ def entropic_spot_objective(generator, critics: Sequence, batch: Sequence[jax.Ar
     flow = generator.flow(z, kp)
     value, terms = _spot_value(generator.split(flow.z), critics, batch, cost_fn, eta, coupling)
     neg_entropy = jnp.mean(flow.log_density)
-    return value + lam * neg_entropy, EntropicSpotTerms(terms.transport, terms.gaps, neg_entropy, flow.ok)
+    return value + lam * neg_entropy, EntropicSpotTerms(terms.transport, terms.gaps, neg_entropy, flow.converged)

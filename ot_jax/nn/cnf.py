@@ -46,10 +46,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ot_jax._checks import is_concrete
+from ot_jax.solvers import Status, raise_on_status, result_repr
 
 __all__ = [
     "FlowSettings",
     "FlowResult",
+    "flow_status",
     "SOLVERS",
     "ADJOINTS",
     "TRACES",
@@ -98,12 +100,12 @@ class FlowSettings:
       n_steps: steps over the unit time interval (constant), or its inverse first step.
       rtol, atol: tolerances of the adaptive controller (on ``z`` and the log-density).
       max_steps: bound on solver steps; a solve that needs more ends with
-        ``FlowResult.ok == False`` instead of raising (unless ``throw``).
+        ``FlowResult.status == Status.MAX_ITERS`` instead of raising (unless ``throw``).
       adjoint: a name of :data:`ADJOINTS`.
       trace: ``"exact"`` or ``"hutchinson"`` (needs a ``key``).
       probes: Hutchinson probe law, ``"rademacher"`` (lower variance) or ``"gaussian"``.
-      throw: raise (inside ``jit``, through diffrax/equinox) when a solve fails,
-        instead of reporting it in ``FlowResult.ok``.
+      throw: raise a readable error (inside ``jit``, through ``equinox.error_if``)
+        when a solve fails, instead of reporting it in ``FlowResult.status``.
     """
 
     solver: str = "tsit5"
@@ -147,14 +149,22 @@ class FlowResult(NamedTuple):
       or at the given points (:func:`log_density`); from :func:`integrate`, the
       accumulated change ``a(t1)``.
     num_steps: scalar int, solver steps taken (accepted plus rejected).
-    ok: scalar bool, False when the solver failed (``max_steps`` reached, step size
-      collapsed) or produced non-finite values.
+    status: scalar int32, a :class:`~ot_jax.Status` read off diffrax's result code:
+      ``CONVERGED`` (diffrax ``successful`` and every output finite),
+      ``MAX_ITERS`` (``max_steps_reached``), ``NON_FINITE`` (NaN/inf in the
+      outputs, or any other diffrax failure: a collapsed step size, a singular
+      or broken-down solve).
+    converged: scalar bool, ``status == Status.CONVERGED``.
     """
 
     z: jax.Array
     log_density: jax.Array
     num_steps: jax.Array
-    ok: jax.Array
+    status: jax.Array
+    converged: jax.Array
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("z", "log_density", "status", "num_steps"))
 
 
 def standard_normal_log_prob(z: jax.Array) -> jax.Array:
@@ -217,7 +227,7 @@ def _check_points(z: jax.Array, fn: str) -> jax.Array:
         raise ValueError(f"{fn}: points must be a non-empty [B, d] array, got shape {z.shape}")
     if not jnp.issubdtype(z.dtype, jnp.floating):
         z = z.astype(jnp.result_type(float))
-    if is_concrete(z) and not np.all(np.isfinite(np.asarray(z))):  # traced inputs: FlowResult.ok reports it
+    if is_concrete(z) and not np.all(np.isfinite(np.asarray(z))):  # traced inputs: FlowResult.status reports it
         raise ValueError(f"{fn}: points contain NaN or inf")
     return z
 
@@ -276,11 +286,33 @@ def integrate(field: Field, z: jax.Array, *, t0: float, t1: float, settings: Flo
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field), SOLVERS[settings.solver](), float(t0), float(t1), dt0, y0, solve_args,
         stepsize_controller=controller, adjoint=_adjoint(settings.adjoint), max_steps=int(settings.max_steps),
-        throw=settings.throw)
+        throw=False)
     final = jax.tree.map(lambda leaf: leaf[-1], solution.ys)
     z1, change = final if with_log_density else (final, jnp.zeros(z.shape[:1], dtype))
-    ok = (solution.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(z1)) & jnp.all(jnp.isfinite(change))
-    return FlowResult(z1, change, solution.stats["num_steps"], ok)
+    status = flow_status(solution.result, z1, change)
+    out = FlowResult(z1, change, solution.stats["num_steps"], status, status == Status.CONVERGED)
+    return raise_on_status(out, "nn.cnf.integrate", messages=_MESSAGES, field="z") if settings.throw else out
+
+
+_MESSAGES = {
+    Status.MAX_ITERS: "ot_jax.nn.cnf: MAX_ITERS: the ODE solve reached FlowSettings.max_steps before t1 "
+    "(raise max_steps, loosen rtol/atol, or use step_size='constant')",
+    Status.NON_FINITE: "ot_jax.nn.cnf: NON_FINITE: the ODE solve failed or produced NaN/inf (the field blew up, "
+    "or the step size collapsed: check the field and its parameters, or tighten rtol/atol)",
+}
+
+
+def flow_status(result, z: jax.Array, log_density: jax.Array) -> jax.Array:
+    """Map diffrax's ``solution.result`` and the outputs to a :class:`~ot_jax.Status` (scalar int32).
+
+    ``successful`` with finite ``z`` and ``log_density`` is ``CONVERGED``;
+    ``max_steps_reached`` is ``MAX_ITERS``; anything else (non-finite outputs,
+    a collapsed step, a singular or broken-down solve) is ``NON_FINITE``.
+    """
+    finite = jnp.all(jnp.isfinite(z)) & jnp.all(jnp.isfinite(log_density))
+    ok = (result == diffrax.RESULTS.successful) & finite
+    steps = (result == diffrax.RESULTS.max_steps_reached) & finite
+    return jnp.where(ok, Status.CONVERGED, jnp.where(steps, Status.MAX_ITERS, Status.NON_FINITE)).astype(jnp.int32)
 
 
 def push_forward(field: Field, z0: jax.Array, *, settings: FlowSettings = FlowSettings(), args: Any = None,

@@ -7,7 +7,19 @@ import jax.numpy as jnp
 
 from ot_jax.solvers.results import EntropicResult, Status
 
-GRAD_MODES = ("envelope", "unroll")
+GRAD_MODES = {
+    "envelope": "iterate without tracking derivatives (a while loop that stops at tol), then "
+    "differentiate the returned cost by the envelope (Danskin) theorem with the potentials held "
+    "fixed: d cost/dC = P, d/da and d/db from the potentials; forward and reverse mode",
+    "unroll": "differentiate through the iterations: a scan over max_iters steps that freezes the "
+    "state once converged; reverse and forward mode, memory grows with max_iters",
+    "forward": "differentiate through the iterations of the while loop that stops at tol: forward "
+    "mode only (jax.jvp, jax.jacfwd); jax.grad raises",
+}
+"""The one vocabulary of ``grad_mode`` (one meaning each; a solver accepts the subset that
+applies to it): :func:`ot_jax.sinkhorn`, :func:`ot_jax.ipot` and the minibatch losses take
+``"envelope"`` (default) and ``"unroll"``; :func:`ot_jax.barycenter`, whose output ``q`` is
+not a value function (no envelope theorem), takes ``"forward"`` (default) and ``"unroll"``."""
 
 
 def safe_log(w: jax.Array) -> jax.Array:
@@ -40,9 +52,12 @@ def _dual_objective(geom, a, b, phi, psi, eps) -> jax.Array:
     return jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
 
 
-def check_grad_mode(grad_mode: str, solver: str):
-    if grad_mode not in GRAD_MODES:
-        raise ValueError(f"{solver}: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...] = ("envelope", "unroll")):
+    """Reject a ``grad_mode`` outside ``allowed`` (a subset of :data:`GRAD_MODES`), before tracing."""
+    if grad_mode not in allowed:
+        meanings = "; ".join(f"{mode!r}: {GRAD_MODES[mode]}" for mode in allowed)
+        raise ValueError(f"{solver}: grad_mode must be one of {', '.join(map(repr, allowed))}, "
+                         f"got {grad_mode!r} ({meanings})")
 
 
 def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol, stalled=False):

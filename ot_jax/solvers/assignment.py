@@ -33,8 +33,9 @@ pure JAX (``jit``, ``vmap``, any backend):
     Jacobi/compacted form, until every free column is priced at most ``lam``.
   * Guarantee: eps-complementary slackness for every row (plus the ``lam``
     condition when ``n < m``) bounds the suboptimality by
-    ``bound = n * eps_final``; integer costs are solved exactly because the
-    default ``eps_final = 1 / (n + 1)`` makes ``bound < 1``.
+    ``n * eps_final`` (``result.lower_bound = cost - n * eps_final``); integer
+    costs are solved exactly because the default ``eps_final = 1 / (n + 1)``
+    makes that gap ``< 1``.
   * CPU specifics: the best/second-best scan views a row as 16 strided groups
     (one vectorised max pass, then the best group), and large rounds are
     computed in blocks of 32 rows (``lax.map``) to stay in cache; accelerators
@@ -62,7 +63,7 @@ import numpy as np
 
 from ot_jax.geometry import AbstractGeometry
 from ot_jax._checks import concrete_true
-from ot_jax.solvers.results import Status, raise_on_status
+from ot_jax.solvers.results import Status, raise_on_status, result_repr
 
 __all__ = ["assignment", "AssignmentResult"]
 
@@ -79,10 +80,11 @@ class AssignmentResult:
         (distinct columns; always a valid injection, also when not converged).
       cost: scalar ``sum_i C[i, permutation[i]]``; differentiable
         (``d/dC`` = the 0/1 assignment matrix: the envelope theorem).
-      bound: scalar guaranteed suboptimality, ``cost - optimum <= bound``:
-        ``n * eps_final`` for the auction, ``0`` for the Hungarian
-        method, ``inf`` when not converged.
-      converged: scalar bool.
+      lower_bound: scalar certified lower bound on the optimum,
+        ``lower_bound <= optimum <= cost``: ``cost - n * eps_final`` for the
+        auction, ``cost`` for the Hungarian method, ``-inf`` when not converged
+        (not differentiated).
+      converged: scalar bool, ``status == Status.CONVERGED``.
       n_iters: scalar int32: bidding rounds (auction, all phases) or
         augmenting-path steps (Hungarian).
       status: scalar int32, a :class:`~ot_jax.Status`.
@@ -90,10 +92,13 @@ class AssignmentResult:
 
     permutation: jax.Array
     cost: jax.Array
-    bound: jax.Array
+    lower_bound: jax.Array
     converged: jax.Array
     n_iters: jax.Array
     status: jax.Array
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("permutation", "cost", "lower_bound", "status", "n_iters"))
 
     def matrix(self, m: int) -> jax.Array:
         """``[n, m]`` 0/1 assignment matrix (the gradient of ``cost`` w.r.t. ``C``); ``m`` = number of columns."""
@@ -479,7 +484,7 @@ def assignment(
       cost: ``[n, m]`` cost matrix with ``n <= m`` (or a geometry, materialised).
         Integer costs are solved in floating point (exactly by both methods, for
         integers below ~2**50 in float64 / 2**21 in float32).
-      method: ``"auction"`` (parallel Jacobi bidding, ``bound = n * eps_final``;
+      method: ``"auction"`` (parallel Jacobi bidding, ``cost - lower_bound = n * eps_final``;
         on the CPU about as fast as scipy's ``linear_sum_assignment`` on large
         random problems, see ``docs/benchmarks.md``) or ``"hungarian"`` (exact,
         sequential).
@@ -530,9 +535,16 @@ def assignment(
         jax.lax.stop_gradient(cost), jnp.asarray(1.0 if default_eps else eps_final, dtype), default_eps, integer,
         method=method, eps_scale=float(eps_scale), max_iters=int(max_iters))
     value = _assigned_cost(cost, perm)  # differentiable (envelope theorem)
-    result = AssignmentResult(permutation=perm, cost=value, bound=bound, converged=converged,
+    lower = jax.lax.stop_gradient(value) - bound  # bound: n * eps_final, 0 (Hungarian), inf (not converged)
+    result = AssignmentResult(permutation=perm, cost=value, lower_bound=lower, converged=converged,
                               n_iters=steps, status=status)
-    return raise_on_status(result, "assignment") if throw else result
+    messages = {
+        Status.MAX_ITERS: "ot_jax.assignment: MAX_ITERS: the auction hit max_iters bidding rounds "
+        "(raise max_iters, or a larger eps_final)",
+        Status.INVALID_INPUT: "ot_jax.assignment: INVALID_INPUT: invalid input: the costs must be finite "
+        "and eps_final > 0",
+    }
+    return raise_on_status(result, "assignment", "eps_final", messages=messages) if throw else result
 
 
 @jax.jit

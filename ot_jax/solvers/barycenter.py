@@ -99,13 +99,13 @@ from ot_jax.solvers import _entropic
 from ot_jax.solvers.ipot import DEFAULT_RELATIVE_BETA
 from ot_jax.solvers.loop import fixed_point_loop
 from ot_jax._checks import check_positive, concrete_true
-from ot_jax.solvers.results import Status, raise_on_status
+from ot_jax.solvers.results import Status, raise_on_status, result_repr
 
 __all__ = ["barycenter", "BarycenterResult"]
 
 _METHODS = ("ipot", "sinkhorn")
 _MODES = ("log", "scaling")
-_GRAD_MODES = ("forward", "unroll")
+_GRAD_MODES = ("forward", "unroll")  # meanings: ot_jax.solvers._entropic.GRAD_MODES
 
 
 def _map_batch(fn, n_batch: int):
@@ -140,7 +140,7 @@ class BarycenterResult:
       f: ``[..., K, m]``, g: ``[..., K, n]`` potentials of the plans.
       plan_epsilon: ``[...]`` temperature of the plans (``epsilon`` for Sinkhorn;
         ``beta / t`` after ``t`` IPOT steps).
-      converged: ``[...]`` bool; n_iters: ``[...]`` int.
+      converged: ``[...]`` bool, ``status == Status.CONVERGED``; n_iters: ``[...]`` int.
       errors: ``[..., max_iters // check_every]`` stopping-rule values, one per
         check, ``-1`` after the loop stopped.
       status: ``[...]`` int, a :class:`~ot_jax.Status`.
@@ -157,6 +157,9 @@ class BarycenterResult:
     n_iters: jax.Array
     errors: jax.Array
     status: jax.Array
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("geom", "measures", "barycenter", "status", "n_iters"))
 
     @property
     def _n_batch(self) -> int:
@@ -318,7 +321,9 @@ def barycenter(
         forward-mode derivatives ``jax.jvp``/``jax.jacfwd`` work, ``jax.grad``
         does not) or ``"unroll"`` (a scan over ``max_iters`` steps, freezing the
         state once converged: ``jax.grad`` backpropagates through the iterations;
-        keep ``max_iters`` small, and the measures strictly positive).
+        keep ``max_iters`` small, and the measures strictly positive). The
+        vocabulary is :data:`ot_jax.solvers._entropic.GRAD_MODES`; there is no
+        ``"envelope"`` mode here (``q`` is not a value function).
       throw: raise (also inside ``jit``) when not converged or on bad input.
 
     Returns:
@@ -348,8 +353,7 @@ def barycenter(
         raise ValueError(f"{solver}: mode must be one of {_MODES}, got {mode!r}")
     if method == "ipot" and mode != "log":
         raise ValueError(f"{solver}: method='ipot' runs in the log domain only (mode='log')")
-    if grad_mode not in _GRAD_MODES:
-        raise ValueError(f"{solver}: grad_mode must be one of {_GRAD_MODES}, got {grad_mode!r}")
+    _entropic.check_grad_mode(grad_mode, solver, _GRAD_MODES)
     if int(inner_iters) < 1:
         raise ValueError(f"{solver}: inner_iters must be >= 1, got {inner_iters}")
     if method == "sinkhorn" and epsilon is None:
@@ -425,7 +429,9 @@ def barycenter(
     result = BarycenterResult(geom=geom, measures=measures, weights=weights_out, barycenter=q, f=f, g=g,
                               plan_epsilon=eps, converged=converged, n_iters=loop_n, errors=errors, status=status)
     if throw:
-        checked = raise_on_status(_Probe(cost=(result.barycenter, result.f, result.g), status=status), solver).cost
+        parameter = "beta" if method == "ipot" else "epsilon"
+        checked = raise_on_status(_Probe(cost=(result.barycenter, result.f, result.g), status=status), solver,
+                                  parameter).cost
         result = dataclasses.replace(result, barycenter=checked[0], f=checked[1], g=checked[2])
     return result
 

@@ -111,4 +111,8 @@ def emd(geom, a=None, b=None, *, throw: bool = False) -> ExactResult:
     status = jnp.where(invalid, Status.INVALID_INPUT, status).astype(jnp.int32)
     result = ExactResult(plan=plan, f=f, g=g, cost=cost, converged=status == Status.CONVERGED,
                          n_iters=nit, status=status)
-    return raise_on_status(result, solver) if throw else result
+    messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: the LP solver (HiGHS) failed on this problem "
+                "(check the costs for extreme values)",
+                Status.INVALID_INPUT: f"ot_jax.{solver}: INVALID_INPUT: invalid input: weights must be finite, >= 0 and of "
+                "equal total mass, and costs finite"}
+    return raise_on_status(result, solver, messages=messages) if throw else result

@@ -39,7 +39,7 @@ from ot_jax.solvers.results import EntropicResult, raise_on_status
 __all__ = ["ipot", "DEFAULT_RELATIVE_BETA"]
 
 DEFAULT_RELATIVE_BETA = 0.01
-"""Default beta as a fraction of the largest cost (the sweet spot measured in ALGORITHMS.md)."""
+"""Default beta as a fraction of the largest cost (the sweet spot of the scaling experiment, docs/reproduction.md)."""
 
 
 def _stopping_error(geom, a, b, f, g, eps, floor):
@@ -96,7 +96,8 @@ def ipot(
         the last one (e.g. to trace convergence with ``tol=0``).
       grad_mode: ``"envelope"`` (default; ``d cost/dC = P``, ``d/da = f``, ``d/db = g``,
         exact at convergence since the LP value's gradient is the optimal plan and
-        duals) or ``"unroll"`` (backpropagate through the iterations).
+        duals) or ``"unroll"`` (backpropagate through the iterations). Meanings:
+        :data:`ot_jax.solvers._entropic.GRAD_MODES`.
       throw: raise (also inside ``jit``) when not converged or on bad input.
 
     Returns:
@@ -190,4 +191,4 @@ def ipot(
     loop = loop._replace(last_error=best_err)
     result = _entropic.entropic_result(geom, a, b, f, g, eps_final, loop, invalid,
                                        grad_mode=grad_mode, regularised=False, tol=tol, stalled=stalled)
-    return raise_on_status(result, solver) if throw else result
+    return raise_on_status(result, solver, "beta") if throw else result

@@ -2,8 +2,12 @@
 
 Results are frozen dataclasses registered as pytrees: every field is an array
 (or a geometry pytree), so results pass out of ``jit`` and ``vmap`` unchanged.
-Health travels with the result (``converged``, ``n_iters``, ``errors``,
-``status``); ``throw=True`` on a solver turns a bad status into an exception.
+Health travels with the result (``status``, ``converged``, ``n_iters``, and
+``errors`` for the iterative solvers); ``throw=True`` on a solver turns a bad
+status into an exception through :func:`raise_on_status`, whose messages name
+the solver's own parameters. ``repr`` of a result is one short line: the class,
+shapes, cost, status and iterations, never the arrays themselves
+(:func:`result_repr`).
 """
 
 from __future__ import annotations
@@ -14,50 +18,122 @@ import enum
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from ot_jax._checks import is_concrete
 from ot_jax.geometry import AbstractGeometry
 
-__all__ = ["Status", "ExactResult", "EntropicResult", "raise_on_status"]
+__all__ = ["Status", "ExactResult", "EntropicResult", "raise_on_status", "status_message", "result_repr"]
 
 
 class Status(enum.IntEnum):
-    """Solver status codes (``result.status``)."""
+    """Status codes of every solve (``result.status``; ``result.converged`` is ``status == CONVERGED``).
+
+    ``str(Status.MAX_ITERS)`` is ``"MAX_ITERS"``; :func:`status_message` gives the
+    sentence a given solver raises with (``throw=True``).
+    """
 
     CONVERGED = 0
     """The stopping rule was met."""
     MAX_ITERS = 1
-    """``max_iters`` was reached before the tolerance."""
+    """The iteration (or step) cap was reached before the tolerance."""
     NON_FINITE = 2
-    """A NaN/inf appeared in the iterates (e.g. scaling-domain underflow)."""
+    """A NaN/inf appeared in the iterates or the solution (e.g. scaling-domain underflow)."""
     INVALID_INPUT = 3
     """Inputs failed validation inside a trace (negative or non-finite weights,
-    unequal mass, non-finite costs, epsilon/beta <= 0)."""
+    unequal mass, non-finite costs, a regularisation parameter <= 0)."""
     STALLED = 4
-    """IPOT reached the precision limit of the dtype (plan temperature below
-    ~300 machine-eps x max C) before ``tol``; the best iterate seen is returned."""
+    """The precision limit of the dtype was reached before ``tol`` (IPOT and its
+    barycenter); the best iterate seen is returned."""
+
+    def __str__(self) -> str:
+        return self.name
 
 
-_MESSAGES = {
-    Status.MAX_ITERS: "did not converge within max_iters (raise max_iters, loosen tol, or change epsilon/beta)",
-    Status.NON_FINITE: "a NaN or inf appeared in the iterates (use the log-domain mode, or check the inputs)",
-    Status.STALLED: "reached the float32 precision limit before tol (use float64, a larger beta, "
-    "or a looser tol); the best iterate is returned",
-    Status.INVALID_INPUT: "invalid input: weights must be finite, >= 0 and of equal total mass, costs finite, "
-    "and epsilon/beta > 0",
-}
+def status_message(status: Status, solver: str, parameter: str | None = None) -> str:
+    """The error message of ``solver`` for a bad ``status``, naming the solver's own ``parameter``.
+
+    Args:
+      status: a :class:`Status` other than ``CONVERGED``.
+      solver: the function's name, e.g. ``"sinkhorn"`` (the message starts ``ot_jax.sinkhorn:``).
+      parameter: the solver's regularisation or accuracy parameter (``"epsilon"``
+        for Sinkhorn, ``"beta"`` for IPOT, ``"eps_final"`` for the auction), or None.
+
+    >>> status_message(Status.MAX_ITERS, "ipot", "beta")
+    'ot_jax.ipot: MAX_ITERS: did not converge within max_iters (raise max_iters, loosen tol, or change beta)'
+    """
+    status = Status(int(status))
+    change = f", or change {parameter}" if parameter else ""
+    text = {
+        Status.CONVERGED: "converged",
+        Status.MAX_ITERS: f"did not converge within max_iters (raise max_iters, loosen tol{change})",
+        Status.NON_FINITE: "a NaN or inf appeared in the iterates (check the inputs)",
+        Status.STALLED: "reached the precision limit of the dtype before tol (use float64"
+        + (f", a larger {parameter}" if parameter else "") + ", or a looser tol); the best iterate is returned",
+        Status.INVALID_INPUT: "invalid input: weights must be finite, >= 0 and of equal total mass, costs finite"
+        + (f", and {parameter} > 0" if parameter else ""),
+    }[status]
+    return f"ot_jax.{solver}: {status.name}: {text}"
 
 
-def raise_on_status(result, solver: str):
+def raise_on_status(result, solver: str, parameter: str | None = None, *, messages: dict | None = None,
+                    field: str = "cost"):
     """Attach runtime checks to ``result`` that raise on a bad status (works inside ``jit``).
 
-    Uses :func:`equinox.error_if`; the returned result must be used, or the check
-    is dead code and vanishes.
+    Uses :func:`equinox.error_if` on ``result.<field>``; the returned result must
+    be used, or the check is dead code and vanishes. Works on frozen dataclasses
+    and NamedTuples.
+
+    Args:
+      result: a result with ``status`` and ``field`` attributes.
+      solver: the function's name, for the message.
+      parameter: the solver's own parameter named in the messages (:func:`status_message`).
+      messages: ``{Status: message}`` overrides for this solver.
+      field: the attribute the checks are attached to.
     """
     status = result.status
-    cost = result.cost
-    for code, message in _MESSAGES.items():
-        cost = eqx.error_if(cost, status == code, f"ot_jax.{solver}: {message}")
-    return dataclasses.replace(result, cost=cost)
+    value = getattr(result, field)
+    for code in (Status.MAX_ITERS, Status.NON_FINITE, Status.STALLED, Status.INVALID_INPUT):
+        message = (messages or {}).get(code) or status_message(code, solver, parameter)
+        value = eqx.error_if(value, status == code, message)
+    if hasattr(result, "_replace"):
+        return result._replace(**{field: value})
+    return dataclasses.replace(result, **{field: value})
+
+
+def _describe(value) -> str:
+    """Short text for one field: a number for concrete scalars, else ``shape dtype``."""
+    if isinstance(value, AbstractGeometry):
+        return f"{type(value).__name__}{tuple(value.shape)}"
+    shape = tuple(getattr(value, "shape", ()))
+    if shape == () and is_concrete(value):
+        v = np.asarray(value)
+        return str(v.item()) if v.dtype == bool or np.issubdtype(v.dtype, np.integer) else f"{float(v):.6g}"
+    dtype = getattr(value, "dtype", None)
+    return f"{list(shape)} {dtype}" if dtype is not None else type(value).__name__
+
+
+def _describe_status(status) -> str:
+    if not is_concrete(status):
+        return f"{list(getattr(status, 'shape', ()))} (traced)"
+    codes = np.asarray(status).ravel()
+    if codes.size == 1:
+        return Status(int(codes[0])).name
+    names, counts = np.unique(codes, return_counts=True)
+    return "{" + ", ".join(f"{Status(int(c)).name}: {k}" for c, k in zip(names, counts)) + "}"
+
+
+def result_repr(obj, fields: tuple[str, ...]) -> str:
+    """``Name(field=..., ..., status=NAME, n_iters=...)``: shapes and scalars only, never arrays.
+
+    Scalars print as numbers when concrete; arrays and geometries as their shapes;
+    ``status`` by its :class:`Status` name (a count per name when batched).
+    """
+    parts = []
+    for name in fields:
+        value = getattr(obj, name)
+        parts.append(f"{name}={_describe_status(value) if name == 'status' else _describe(value)}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
 
 
 @jax.tree_util.register_dataclass
@@ -71,7 +147,7 @@ class ExactResult:
       g: ``[m]`` dual potential of the column constraints.
       cost: scalar ``<C, plan>``; differentiable (``d/dC = plan``, ``d/da = f``,
         ``d/db = g``: the envelope theorem).
-      converged: scalar bool.
+      converged: scalar bool, ``status == Status.CONVERGED``.
       n_iters: scalar int, simplex iterations reported by the LP solver.
       status: scalar int, a :class:`Status`.
     """
@@ -88,6 +164,9 @@ class ExactResult:
     def lower_bound(self) -> jax.Array:
         """The LP value is exact: its own lower bound."""
         return self.cost
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("plan", "cost", "status", "n_iters"))
 
 
 @jax.tree_util.register_dataclass
@@ -111,7 +190,7 @@ class EntropicResult:
         (Sinkhorn; for IPOT equal to ``cost``).
       lower_bound: scalar certified lower bound on the exact OT value, the dual
         objective of the c-transformed potentials (``<a, g^c> + <b, g>``).
-      converged: scalar bool; n_iters: scalar int.
+      converged: scalar bool, ``status == Status.CONVERGED``; n_iters: scalar int.
       errors: ``[max_iters // check_every]`` stopping-rule values, one per check,
         ``-1`` after the loop stopped.
       status: scalar int, a :class:`Status`.
@@ -130,6 +209,9 @@ class EntropicResult:
     n_iters: jax.Array
     errors: jax.Array
     status: jax.Array
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("geom", "cost", "lower_bound", "plan_epsilon", "status", "n_iters"))
 
     @property
     def plan(self) -> jax.Array:

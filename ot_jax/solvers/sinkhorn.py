@@ -12,7 +12,7 @@ from ot_jax.solvers import _entropic
 from ot_jax.solvers.loop import fixed_point_loop
 from ot_jax._checks import check_positive, concrete_true
 from ot_jax.solvers.problem import prepare
-from ot_jax.solvers.results import EntropicResult, raise_on_status
+from ot_jax.solvers.results import EntropicResult, Status, raise_on_status
 
 __all__ = ["sinkhorn"]
 
@@ -74,7 +74,8 @@ def sinkhorn(
         and ``(max C - min C) / eps`` is small enough, log otherwise.
       grad_mode: ``"envelope"`` (default, exact gradients of ``reg_cost``; ``cost``
         gets the plan-fixed gradient ``d/dC = P``) or ``"unroll"`` (backpropagate
-        through the iterations; use for exact gradients of ``cost``).
+        through the iterations; use for exact gradients of ``cost``). Meanings:
+        :data:`ot_jax.solvers._entropic.GRAD_MODES`.
       throw: raise (also inside ``jit``) when not converged or on bad input.
 
     Returns:
@@ -179,4 +180,6 @@ def sinkhorn(
 
     result = _entropic.entropic_result(geom, a, b, f, g, eps, loop, invalid,
                                        grad_mode=grad_mode, regularised=True, tol=tol)
-    return raise_on_status(result, solver) if throw else result
+    messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: a NaN or inf appeared in the iterates "
+                "(mode='scaling' underflows for small epsilon: use mode='log'; or check the inputs)"}
+    return raise_on_status(result, solver, "epsilon", messages=messages) if throw else result

@@ -10,7 +10,7 @@ Two ways of modelling an image's colours, both ending in a barycentric map
   ``(c_i - c_j)^2`` is solved, and every pixel at level ``i`` gets
   ``T_i = sum_j P_ij c_j / sum_j P_ij``. Three small problems whatever the
   image size. In 1-D the exact plan is the monotone (quantile) coupling
-  (Pitié et al. 2007; Rabin et al. 2011), so ``solver="exact"`` (the LP),
+  (Pitié et al. 2007; Rabin et al. 2011), so ``solver="lp"`` (the exact LP, the default here),
   ``"ipot"`` (converges to the LP plan) and ``"quantile"`` (the north-west corner
   rule on the cumulative histograms, no solver) give the same map, while
   ``"sinkhorn"`` blurs the plan by ``epsilon`` and washes the colours toward
@@ -25,8 +25,8 @@ Two ways of modelling an image's colours, both ending in a barycentric map
   (``extension="soft"``, smooth: no contouring), clipped to ``[0, 1]``. The
   extension runs over blocks of pixels, so a 427 x 640 image takes about a
   second on a CPU. Equal-size palettes with uniform weights make the exact plan
-  a permutation: ``solver="exact"`` runs the Hungarian method
-  (:func:`ot_jax.assignment`), exact and much faster than the LP.
+  a permutation: ``solver="hungarian"`` (the default here) runs the Hungarian
+  method (:func:`ot_jax.assignment`), exact and much faster than the LP.
 
 References: Reinhard, Ashikhmin, Gooch, Shirley, "Color transfer between
 images", 2001; Pitié, Kokaram, Dahyot, "Automated colour grading using colour
@@ -48,12 +48,12 @@ import numpy as np
 
 from ot_jax._checks import is_concrete
 from ot_jax.geometry import PointCloud, nearest_neighbors
-from ot_jax.solvers import assignment, emd, ipot, sinkhorn
+from ot_jax.solvers import Status, assignment, emd, ipot, raise_on_status, result_repr, sinkhorn
 
 __all__ = ["color_transfer", "ColorTransferResult"]
 
 _SPACES = ("channels", "rgb")
-_SOLVERS = ("exact", "ipot", "sinkhorn", "quantile")
+_SOLVERS = ("lp", "hungarian", "ipot", "sinkhorn", "quantile")
 _EXTENSIONS = ("nearest", "soft")
 _BLOCK_ELEMENTS = 2**21  # pixel x palette entries per block of the extension
 
@@ -83,7 +83,9 @@ class ColorTransferResult:
       mapped_colors: ``[K, C]`` their images under the barycentric map.
       target_colors: ``[K', C]`` the target's anchors (levels, or target palette).
       cost: ``[P]`` transport cost of each problem solved (``P = C`` channels, or 1).
-      converged: ``[P]`` bool, whether each solver met its tolerance.
+      status: ``[P]`` int32, each solve's :class:`~ot_jax.Status` (``CONVERGED``
+        for ``"quantile"``, which has no iterations).
+      converged: ``[P]`` bool, ``status == Status.CONVERGED``.
     """
 
     image: jax.Array
@@ -91,7 +93,11 @@ class ColorTransferResult:
     mapped_colors: jax.Array
     target_colors: jax.Array
     cost: jax.Array
+    status: jax.Array
     converged: jax.Array
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("image", "source_colors", "cost", "status"))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -139,7 +145,7 @@ def color_transfer(
     target,
     *,
     space: str = "channels",
-    solver: str = "exact",
+    solver: str | None = None,
     n_bins: int = 256,
     epsilon=1e-2,
     beta=None,
@@ -150,6 +156,7 @@ def color_transfer(
     extension: str = "nearest",
     temperature=None,
     block_size: int | None = None,
+    throw: bool = False,
 ) -> ColorTransferResult:
     """Recolour ``source`` with the colour distribution of ``target`` by optimal transport.
 
@@ -158,8 +165,9 @@ def color_transfer(
       target: ``[H2, W2, C]`` image giving the colours (any size).
       space: ``"channels"`` (one 1-D problem per channel, thesis figure 2.7) or
         ``"rgb"`` (one 3-D problem between colour palettes).
-      solver: ``"exact"`` (channels: :func:`ot_jax.emd`, the LP; rgb: the
-        Hungarian method, exact for equal-size uniform palettes), ``"ipot"``,
+      solver: ``"lp"`` (channels only, the default there: :func:`ot_jax.emd`, the
+        exact LP), ``"hungarian"`` (rgb only, the default there: the exact plan
+        between equal-size uniform palettes is a permutation), ``"ipot"``,
         ``"sinkhorn"``, or ``"quantile"`` (channels only: the exact monotone
         1-D plan by the north-west corner rule, no solver, fastest).
       n_bins: channels: histogram levels per channel (static, >= 2); pixel value
@@ -184,13 +192,14 @@ def color_transfer(
         distance. Default: the mean over the source palette of the squared
         distance to the nearest other palette colour (the palette's resolution).
       block_size: rgb: pixels per block of the extension (static).
+      throw: raise (also inside ``jit``) when a solve reports a bad status.
 
     Returns:
       :class:`ColorTransferResult`; ``.image`` is the ``[H, W, C]`` recoloured source.
 
     Raises:
-      ValueError: unknown ``space``/``solver``/``extension``, ``"quantile"`` with
-        ``space="rgb"``, images that are not ``[H, W, C]`` or whose channel counts
+      ValueError: unknown ``space``/``solver``/``extension``, ``"quantile"`` or
+        ``"lp"`` with ``space="rgb"``, ``"hungarian"`` with ``space="channels"``, images that are not ``[H, W, C]`` or whose channel counts
         differ, values outside ``[0, 1]`` or NaN/inf (concrete inputs), bad parameters.
 
     Everything after validation runs in one ``jax.jit``-compiled function (the
@@ -210,6 +219,8 @@ def color_transfer(
     """
     if space not in _SPACES:
         raise ValueError(f"color_transfer: unknown space {space!r}; choose one of {', '.join(map(repr, _SPACES))}")
+    if solver is None:
+        solver = "lp" if space == "channels" else "hungarian"
     if solver not in _SOLVERS:
         raise ValueError(f"color_transfer: unknown solver {solver!r}; choose one of {', '.join(map(repr, _SOLVERS))}")
     source = _image(source, "source")
@@ -238,10 +249,17 @@ def color_transfer(
                 settings["beta"] = CHANNEL_BETA
             if tol is None and jnp.finfo(dtype).bits <= 32:
                 settings["tol"] = 1e-4  # ipot's float32 default 1e-3 leaves the map ~9 levels off
-        return _channels(source, target, settings, solver=solver, n_bins=n_bins, max_iters=max_iters)
+        if solver == "hungarian":
+            raise ValueError("color_transfer: solver='hungarian' matches equal-size palettes (space='rgb'); "
+                             "the channel histograms have unequal weights: use solver='lp' or 'quantile'")
+        out = _channels(source, target, settings, solver=solver, n_bins=n_bins, max_iters=max_iters)
+        return _checked(out, solver, throw)
 
     if solver == "quantile":
         raise ValueError("color_transfer: solver='quantile' is the 1-D monotone map; use it with space='channels'")
+    if solver == "lp":
+        raise ValueError("color_transfer: space='rgb' solves equal-size uniform palettes, whose exact plan is a "
+                         "permutation: use solver='hungarian' (exact, far faster than the LP)")
     if extension not in _EXTENSIONS:
         raise ValueError(f"color_transfer: unknown extension {extension!r}; "
                          f"choose one of {', '.join(map(repr, _EXTENSIONS))}")
@@ -253,8 +271,16 @@ def color_transfer(
     if max_iters is None and solver == "sinkhorn":
         max_iters = 20000
     k = min(n_palette, source.shape[0] * source.shape[1], target.shape[0] * target.shape[1])
-    return _rgb(source, target, key, settings, temperature, solver=solver, n_palette=k,
-                extension=extension, max_iters=max_iters, block_size=block_size)
+    out = _rgb(source, target, key, settings, temperature, solver=solver, n_palette=k,
+               extension=extension, max_iters=max_iters, block_size=block_size)
+    return _checked(out, solver, throw)
+
+
+def _checked(out: ColorTransferResult, solver: str, throw: bool) -> ColorTransferResult:
+    if not throw:
+        return out
+    parameter = {"ipot": "beta", "sinkhorn": "epsilon"}.get(solver)
+    return raise_on_status(out, f"color_transfer (solver={solver!r})", parameter, field="image")
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -321,19 +347,20 @@ def _channels(source, target, settings, *, solver, n_bins, max_iters):
         if solver == "quantile":
             plan = _monotone_plan(a, b)
             mapped = _dense_barycentric(plan, column, column)[:, 0]
-            return mapped, jnp.sum(plan * cost), jnp.asarray(True)
-        if solver == "exact":
+            return mapped, jnp.sum(plan * cost), jnp.asarray(Status.CONVERGED, jnp.int32)
+        if solver == "lp":
             out = emd(cost, a, b)
-            return _dense_barycentric(out.plan, column, column)[:, 0], out.cost, out.converged
+            return _dense_barycentric(out.plan, column, column)[:, 0], out.cost, out.status
         solve = ipot if solver == "ipot" else sinkhorn
         out = solve(cost, a, b, **kwargs)
-        return _barycentric(out, column, column)[:, 0], out.cost, out.converged
+        return _barycentric(out, column, column)[:, 0], out.cost, out.status
 
-    maps, costs, converged = jax.vmap(level_map)(hist_s, hist_t)  # maps: [C, n_bins]
+    maps, costs, status = jax.vmap(level_map)(hist_s, hist_t)  # maps: [C, n_bins]
     pixels = jax.vmap(lambda m, col: m[col], in_axes=(0, 1), out_axes=1)(maps, bins_s)
     anchors = jnp.broadcast_to(column, (n_bins, n_channels))
     return ColorTransferResult(image=pixels.reshape(source.shape), source_colors=anchors,
-                               mapped_colors=maps.T, target_colors=anchors, cost=costs, converged=converged)
+                               mapped_colors=maps.T, target_colors=anchors, cost=costs, status=status,
+                               converged=status == Status.CONVERGED)
 
 
 # ----------------------------------------------------------------------------- rgb
@@ -348,15 +375,15 @@ def _rgb(source, target, key, settings, temperature, *, solver, n_palette, exten
     pal_s = pix_s[jax.random.choice(key_s, pix_s.shape[0], (n_palette,), replace=False)]
     pal_t = pix_t[jax.random.choice(key_t, pix_t.shape[0], (n_palette,), replace=False)]
 
-    if solver == "exact":  # equal sizes, uniform weights: the optimal plan is a permutation
+    if solver == "hungarian":  # equal sizes, uniform weights: the optimal plan is a permutation
         out = assignment(PointCloud(pal_s, pal_t).cost_matrix, method="hungarian")
         mapped = pal_t[out.permutation]
-        cost, converged = out.cost / n_palette, out.converged
+        cost, status = out.cost / n_palette, out.status
     else:
         solve = ipot if solver == "ipot" else sinkhorn
         out = solve(PointCloud(pal_s, pal_t), **_solver_kwargs(solver, settings, max_iters))
         mapped = _barycentric(out, pal_t, pal_s)
-        cost, converged = out.cost, out.converged
+        cost, status = out.cost, out.status
     shift = mapped - pal_s  # [K, C] displacement of each palette colour
 
     k = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // n_palette)
@@ -380,4 +407,5 @@ def _rgb(source, target, key, settings, temperature, *, solver, n_palette, exten
         moved = jax.lax.map(soft, pix_s, batch_size=k)
     image = jnp.clip(moved, 0.0, 1.0).reshape(source.shape)
     return ColorTransferResult(image=image, source_colors=pal_s, mapped_colors=mapped, target_colors=pal_t,
-                               cost=jnp.reshape(cost, (1,)), converged=jnp.reshape(converged, (1,)))
+                               cost=jnp.reshape(cost, (1,)), status=jnp.reshape(status, (1,)),
+                               converged=jnp.reshape(status == Status.CONVERGED, (1,)))

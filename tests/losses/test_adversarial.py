@@ -253,3 +253,22 @@ def test_bad_inputs_raise():
     for clip in (0.0, -0.01, float("nan")):
         with pytest.raises(ValueError, match="clip must be > 0"):
             clip_weights({"w": jnp.ones(2)}, clip)
+
+
+def test_critic_step_is_the_clipped_and_penalised_update():
+    import optax
+    from ot_jax.losses.adversarial import critic_loss, critic_step
+
+    fn = lambda w: (lambda x: jnp.tanh(x @ w))  # noqa: E731
+    w = jnp.array([0.3, -0.2])
+    real, fake = jnp.ones((6, 2)), -jnp.ones((6, 2))
+    tx = optax.sgd(0.1)
+    key = jax.random.PRNGKey(0)
+    out = critic_step(w, tx.init(w), real, fake, key, critic_fn=fn, tx=tx, penalty=10.0)
+    grad = jax.grad(lambda p: critic_loss(fn(p), real, fake, key, penalty=10.0)[0])(w)
+    np.testing.assert_allclose(out.params, w - 0.1 * grad, rtol=1e-12)
+    assert float(out.penalty) > 0
+    clipped = critic_step(w, tx.init(w), real, fake, critic_fn=fn, tx=tx, clip=0.25)
+    assert float(jnp.max(jnp.abs(clipped.params))) <= 0.25 and float(clipped.penalty) == 0.0
+    with pytest.raises(ValueError, match="clip"):
+        critic_step(w, tx.init(w), real, fake, critic_fn=fn, tx=tx, clip=0.0)

@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 
 import ot_jax
 
-problems = st.tuples(st.integers(2, 12), st.integers(2, 12), st.integers(0, 2**31 - 1))
+# Sizes from a few values, so that examples of one shape share one compiled solver (a new
+# shape recompiles, which was most of these tests' time); values stay random per example.
+problems = st.tuples(st.sampled_from([2, 12]), st.sampled_from([3, 11]), st.integers(0, 2**31 - 1))
 
 
 def _problem(n, m, seed):

@@ -32,7 +32,7 @@ def sliced(img, ref):
 def channel_outputs(images):
     """Outputs of the exact-type solvers on 64 bins (so the LP and IPOT are quick)."""
     src, tgt = images
-    return {s: color_transfer(src, tgt, solver=s, n_bins=64) for s in ("quantile", "exact", "ipot")}
+    return {s: color_transfer(src, tgt, solver=s, n_bins=64) for s in ("quantile", "lp", "ipot")}
 
 
 # ----------------------------------------------------------------------------- channels
@@ -48,7 +48,7 @@ def test_quantile_matches_target_histograms(images):
     assert np.all(after < 0.005), after
 
 
-@pytest.mark.parametrize("solver", ["quantile", "exact", "ipot"])
+@pytest.mark.parametrize("solver", ["quantile", "lp", "ipot"])
 def test_channels_match_target_histograms_64_bins(images, channel_outputs, solver):
     src, tgt = images
     out = channel_outputs[solver]
@@ -61,16 +61,16 @@ def test_channels_match_target_histograms_64_bins(images, channel_outputs, solve
 
 def test_exact_ipot_quantile_agree(channel_outputs):
     """The thesis: IPOT reproduces the LP result; in 1-D both are the monotone map."""
-    q, e, i = (np.asarray(channel_outputs[s].image) for s in ("quantile", "exact", "ipot"))
+    q, e, i = (np.asarray(channel_outputs[s].image) for s in ("quantile", "lp", "ipot"))
     np.testing.assert_allclose(e, q, atol=1e-9)
     assert np.max(np.abs(i - e)) < 0.1 / 255  # a tenth of an 8-bit level
     assert np.mean(np.abs(i - e)) < 0.01 / 255
-    np.testing.assert_allclose(channel_outputs["ipot"].cost, channel_outputs["exact"].cost, rtol=1e-4)
+    np.testing.assert_allclose(channel_outputs["ipot"].cost, channel_outputs["lp"].cost, rtol=1e-4)
 
 
 def test_exact_map_is_monotone(images, channel_outputs):
     src, _ = images
-    out = np.asarray(channel_outputs["exact"].image)
+    out = np.asarray(channel_outputs["lp"].image)
     for c in range(3):
         order = np.argsort(src[..., c].ravel(), kind="stable")
         assert np.all(np.diff(out[..., c].ravel()[order]) >= -1e-12)
@@ -94,7 +94,7 @@ def test_sinkhorn_larger_epsilon_washes_out(images):
 def test_channels_identity_and_constant_target():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, size=(12, 9, 3)) / 255.0
-    for solver in ("quantile", "exact"):
+    for solver in ("quantile", "lp"):
         np.testing.assert_allclose(color_transfer(img, img, solver=solver).image, img, atol=1e-9)
     flat = np.broadcast_to(np.array([0.2, 0.4, 0.8]), (5, 7, 3))
     out = color_transfer(img, flat, solver="quantile").image
@@ -121,7 +121,7 @@ def test_float32_ipot_channels(images):
 def test_full_size_256_bins_exact_vs_ipot():
     """Figure 2.7 at full size: china -> flower, 256 levels (about 20 s)."""
     src, tgt = sample_image("china"), sample_image("flower")
-    e = np.asarray(color_transfer(src, tgt, solver="exact").image)
+    e = np.asarray(color_transfer(src, tgt, solver="lp").image)
     i = np.asarray(color_transfer(src, tgt, solver="ipot").image)
     assert np.max(np.abs(i - e)) < 0.5 / 255 and np.mean(np.abs(i - e)) < 0.05 / 255
     np.testing.assert_allclose(e, color_transfer(src, tgt, solver="quantile").image, atol=1e-9)
@@ -130,7 +130,7 @@ def test_full_size_256_bins_exact_vs_ipot():
 # ----------------------------------------------------------------------------- rgb
 
 
-@pytest.mark.parametrize("solver,extension", [("exact", "nearest"), ("exact", "soft"), ("ipot", "nearest"),
+@pytest.mark.parametrize("solver,extension", [("hungarian", "nearest"), ("hungarian", "soft"), ("ipot", "nearest"),
                                               ("sinkhorn", "soft")])
 def test_rgb_moves_colours_to_target(images, solver, extension):
     src, tgt = images
@@ -159,7 +159,7 @@ def test_rgb_exact_is_a_palette_permutation(images):
 def test_rgb_soft_temperature():
     rng = np.random.default_rng(2)  # continuous colours: no duplicate palette colours, no ties
     src, tgt = rng.uniform(0.0, 0.6, size=(30, 40, 3)), rng.uniform(0.3, 1.0, size=(20, 30, 3))
-    kw = dict(space="rgb", solver="exact", key=jax.random.PRNGKey(0), n_palette=64)
+    kw = dict(space="rgb", solver="hungarian", key=jax.random.PRNGKey(0), n_palette=64)
     out = color_transfer(src, tgt, **kw)
     near = np.asarray(out.image)
     cold = np.asarray(color_transfer(src, tgt, extension="soft", temperature=1e-8, **kw).image)
@@ -185,7 +185,9 @@ def test_rgb_palette_capped_by_pixel_count():
     "kwargs,match",
     [
         (dict(space="lab"), "unknown space"),
-        (dict(solver="lp"), "unknown solver"),
+        (dict(solver="exact"), "unknown solver"),
+        (dict(space="rgb", solver="lp", key=jax.random.PRNGKey(0)), "hungarian"),
+        (dict(solver="hungarian"), "lp"),
         (dict(space="rgb", solver="quantile", key=jax.random.PRNGKey(0)), "quantile"),
         (dict(space="rgb"), "needs a key"),
         (dict(space="rgb", key=jax.random.PRNGKey(0), extension="linear"), "unknown extension"),

@@ -54,7 +54,7 @@ GENERATORS = {"generator_mixture", "generator_grid", "generator_digits", "wgan_m
 for _name in GENERATORS:
     TINY[_name] = TRAIN_TINY + ["trainer.w2_samples=32", "trainer.snapshot_samples=32", "trainer.batch_size=16"]
 TINY["wgan_mixture"] += ["trainer.n_critic=2"]
-TINY["generator_digits"] += ["solver.max_iters=20"]
+TINY["generator_digits"] += ["loss.max_iters=20"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -94,7 +94,15 @@ def test_run_and_sweep_dirs_are_named_after_the_experiment():
 
 
 # Runs that share their code path with a faster one are slow-marked; they still compose and build below.
-SLOW_RUNS = {"density_mixture"}  # = density_gaussian with another reference (tested in test_density.py)
+SLOW_RUNS = {
+    "density_mixture",  # = density_gaussian with another reference (tested in test_density.py)
+    "spot_pairs_gaussians", "spot_pairs_sine", "spot_hidden_units",  # = spot_w_distance's trainer, other data/model
+    "generator_grid",  # = generator_mixture's trainer on another mixture
+    # Trainers whose runs the fast suite makes elsewhere, with stronger assertions:
+    "spot_w_distance",  # tests/train/test_spot.py, test_runs.py
+    "generator_mixture",  # tests/train/test_generators.py; its run files: generator_digits below
+    "wgan_gp_mixture",  # tests/train/test_generators.py; its run files: wgan_mixture below
+}
 
 
 @pytest.mark.parametrize("name", sorted(SLOW_RUNS))
@@ -234,11 +242,6 @@ def test_entry_point_subprocess(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["methods"]["ipot[beta=0.1,L=1]"]["rel_error"] < 1e-3
     assert list(cwd.iterdir()) == [], "the app wrote into the working directory"
-
-    bad = subprocess.run([sys.executable, "-m", "train", "experiment=ipot_plans", "experiment.n_ponts=5",
-                          f"hydra.run.dir={run_dir}_bad"],
-                         cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "n_ponts" in bad.stderr
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -26,8 +26,8 @@ def _train(tmp_path, overrides, steps=1500):
 
 
 def test_ipot_generator_covers_the_modes_and_sinkhorn_at_large_eps_shrinks(tmp_path, float32):
-    ipot = _train(tmp_path / "ipot", ["solver=ipot"])
-    sinkhorn = _train(tmp_path / "sinkhorn", ["solver=sinkhorn", "solver.epsilon=1.0"])
+    ipot = _train(tmp_path / "ipot", ["loss=ipot"])
+    sinkhorn = _train(tmp_path / "sinkhorn", ["loss=sinkhorn", "loss.epsilon=1.0"])
     print("ipot", ipot, "\nsinkhorn", sinkhorn)
     assert ipot["n_iters"] > 0 and 0.0 <= ipot["converged"] <= 1.0
     assert ipot["modes_covered"] >= 6 and ipot["std_ratio"] > 0.85, ipot
@@ -56,7 +56,7 @@ def test_wgan_critic_stays_clipped_and_the_penalty_variant_does_not_clip(tmp_pat
     (["experiment=wgan_mixture", "trainer.clip=-1"], "clip must be > 0"),
     (["experiment=generator_mixture", "trainer.latent=cauchy"], "latent must be one of"),
     (["experiment=generator_mixture", "trainer.batch_size=1"], "batch_size"),
-    (["experiment=generator_mixture", "solver=sliced", "cost=euclidean", "cost=sobel"], "cost"),
+    (["experiment=generator_mixture", "loss=sliced", "cost=euclidean", "cost=sobel"], "cost"),
 ])
 def test_bad_settings_raise(tmp_path, overrides, match):
     with pytest.raises((ValueError, TypeError), match=match):

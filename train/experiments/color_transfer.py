@@ -85,12 +85,12 @@ def run(*, source: str, target: str, stride: int, relative_epsilons, relative_be
     start = time.perf_counter()
     src = sample_image(source, stride=stride)
     tgt = sample_image(target, stride=stride)
-    methods = [("simplex (LP)", dict(solver="exact"))]
+    methods = [("simplex (LP)", dict(solver="lp"))]
     methods += [(f"Sinkhorn, ε = {float(e):g}", dict(solver="sinkhorn", epsilon=float(e))) for e in relative_epsilons]
     methods += [(f"IPOT, β = {float(relative_beta):g}", dict(solver="ipot", beta=float(relative_beta),
                                                              max_iters=int(ipot_max_iters)))]
     methods += [(f"joint RGB, exact on {n_palette} colours",
-                 dict(space="rgb", solver="exact", n_palette=int(n_palette), key=jax.random.PRNGKey(seed)))]
+                 dict(space="rgb", solver="hungarian", n_palette=int(n_palette), key=jax.random.PRNGKey(seed)))]
 
     outputs, rows, metrics = {}, [], {}
     base = channel_w1(src, tgt)

@@ -8,7 +8,7 @@ thousands. The traces below compile once per curve shape:
   inside ``lax.scan``, warm-started from the previous potentials (exactly the
   iterates of one long run).
 * :func:`ipot_trace` is a transcription of thesis Algorithm 1 in the log domain
-  (warm-started ``v``, accumulated potentials ``F, G``; ALGORITHMS.md section 1),
+  (warm-started ``v``, accumulated potentials ``F, G``; docs/algorithms.md, IPOT),
   used only to draw dense curves; the experiment checks it against ``ot_jax.ipot``
   at a few iteration counts (:func:`ipot_cost_at`) and reports the library values.
 """

@@ -53,7 +53,7 @@ import optax
 from flax import nnx
 from matplotlib.figure import Figure
 
-from ot_jax.losses.adversarial import clip_weights, critic_objective, discriminator_loss, gradient_penalty
+from ot_jax.losses.adversarial import clip_weights, critic_objective, critic_step, discriminator_loss
 from ot_jax.nn import Critic
 from train.report import format_table
 
@@ -78,21 +78,24 @@ def train_network(kind: str, key: jax.Array, *, real_mean: float, fake_mean: flo
     opt = tx.init(params)
     dtype = jax.tree.leaves(params)[0].dtype
 
-    def loss(p, real, fake, k):
-        f = nnx.merge(graphdef, p, rest)
-        if kind == "gan":
-            return discriminator_loss(f(real), f(fake))
-        value = -critic_objective(f, real, fake)
-        return value + penalty * gradient_penalty(f, real, fake, k) if kind == "gp" else value
+    critic_fn = lambda p: nnx.merge(graphdef, p, rest)  # noqa: E731
+
+    def gan_loss(p, real, fake):
+        f = critic_fn(p)
+        return discriminator_loss(f(real), f(fake))
 
     def step(carry, k):
         p, o = carry
         k1, k2, k3 = jax.random.split(k, 3)
         real = real_mean + std * jax.random.normal(k1, (batch_size, 1), dtype)
         fake = fake_mean + std * jax.random.normal(k2, (batch_size, 1), dtype)
-        updates, o = tx.update(jax.grad(loss)(p, real, fake, k3), o, p)
-        p = optax.apply_updates(p, updates)
-        return (clip_weights(p, clip) if kind == "clip" else p, o), None
+        if kind == "gan":
+            updates, o = tx.update(jax.grad(gan_loss)(p, real, fake), o, p)
+            return (optax.apply_updates(p, updates), o), None
+        # the WGAN trainer's critic update (train/wgan.py), with this experiment's constraint
+        out = critic_step(p, o, real, fake, k3, critic_fn=critic_fn, tx=tx,
+                          penalty=penalty if kind == "gp" else 0.0, clip=clip if kind == "clip" else None)
+        return (out.params, out.opt_state), None
 
     train = jax.jit(lambda carry, keys: jax.lax.scan(step, carry, keys)[0])
     params, _ = train((params, opt), jax.random.split(jax.random.fold_in(key, 1), steps))
