@@ -85,6 +85,7 @@ def test_a_larger_step_count_extends_the_run_as_if_uninterrupted(finished, tmp_p
     assert extended["w_estimate"] == straight["w_estimate"]
 
 
+@pytest.mark.slow  # the fast suite extends a run without decay (bit-identical) above
 def test_an_extension_keeps_the_decay_schedule_the_run_started_with(tmp_path):
     decay = ["trainer.lr_decay=cosine"]
     _run(tmp_path / "run", *decay)

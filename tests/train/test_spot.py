@@ -67,6 +67,7 @@ def _final_parameters(run_dir):
     return manager.latest_step(), jax.tree.leaves(manager.restore(manager.latest_step()))
 
 
+@pytest.mark.slow  # three processes; the fast suite resumes in-process (test_loop.py, test_runs.py)
 def test_kill_and_rerun_gives_bit_identical_parameters(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     full, killed = tmp_path / "full", tmp_path / "killed"
