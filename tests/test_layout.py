@@ -88,3 +88,29 @@ def test_importing_ot_jax_loads_no_training_code():
     code = "import sys, ot_jax, ot_jax.losses, ot_jax.tools; print(any(m.split('.')[0] == 'train' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# The README's "Project layout" table: which parts of ot_jax each package may import.
+MAY_IMPORT = {
+    "ot_jax.geometry": {"ot_jax._checks"},
+    "ot_jax.solvers": {"ot_jax._checks", "ot_jax.geometry"},
+    "ot_jax.losses": {"ot_jax._checks", "ot_jax.geometry", "ot_jax.solvers"},
+    "ot_jax.tools": {"ot_jax._checks", "ot_jax.geometry", "ot_jax.solvers"},
+    "ot_jax.nn": {"ot_jax._checks", "ot_jax.solvers"},
+    "ot_jax.data": set(),
+}
+
+
+def test_packages_import_only_what_the_layout_table_allows():
+    offenders = []
+    for module, path in MODULES:
+        own = _package_of(module)
+        if own not in MAY_IMPORT:
+            continue
+        for source, _ in _imports(path, module):
+            if not source or source.split(".")[0] != "ot_jax":
+                continue
+            target = _package_of(source) if source != "ot_jax._checks" else source
+            if target != own and target not in MAY_IMPORT[own]:
+                offenders.append(f"{module} imports {source}")
+    assert not offenders, offenders
