@@ -21,12 +21,23 @@ import abc
 import jax
 import jax.numpy as jnp
 
-__all__ = ["AbstractGeometry", "logsumexp"]
+__all__ = ["AbstractGeometry", "logsumexp", "log_plan_block"]
 
 
 def logsumexp(z: jax.Array, axis: int) -> jax.Array:
     """log-sum-exp that returns -inf (not NaN) for all -inf slices."""
     return jax.nn.logsumexp(z, axis=axis)
+
+
+def log_plan_block(c: jax.Array, fi: jax.Array, gj: jax.Array, eps) -> jax.Array:
+    """``(f_i + g_j - C_ij) / eps`` for a block ``c: [k, m]``, ``fi: [k]``, ``gj: [m]``.
+
+    A potential of ``-inf`` (a point of zero weight) gives ``-inf`` (a zero plan
+    entry) through a ``where``, so derivatives, in ``eps`` too, stay finite there.
+    """
+    fin_i, fin_j = fi > -jnp.inf, gj > -jnp.inf
+    z = (jnp.where(fin_i, fi, 0.0)[:, None] + jnp.where(fin_j, gj, 0.0)[None, :] - c) / eps
+    return jnp.where(fin_i[:, None] & fin_j[None, :], z, -jnp.inf)
 
 
 class AbstractGeometry(abc.ABC):
@@ -81,21 +92,33 @@ class AbstractGeometry(abc.ABC):
             return self._row_reduce(fn, (), (v,))[0]
         return self._col_reduce(fn, (), (v,))[0]
 
+    # The plan operations below are differentiable in every argument (the cost, f, g,
+    # eps, vec), with -inf potentials handled by log_plan_block; lazy geometries
+    # recompute their blocks in the backward pass (jax.checkpoint) instead of storing them.
     def plan(self, f: jax.Array, g: jax.Array, eps) -> jax.Array:
         """``[n, m]`` plan ``exp((f_i + g_j - C_ij) / eps)`` (materialised)."""
-        return jnp.exp((f[:, None] + g[None, :] - self.cost_matrix) / eps)
+        return jnp.exp(log_plan_block(self.cost_matrix, f, g, eps))
 
     def apply_plan(self, f, g, eps, vec: jax.Array, axis: int) -> jax.Array:
         """``P vec`` (axis=1, ``vec: [m]`` -> ``[n]``) or ``P^T vec`` (axis=0, ``vec: [n]`` -> ``[m]``)."""
-        fn = lambda c, hi, hj, vv: (jnp.exp((hi[:, None] + hj[None, :] - c) / eps) @ vv,)
+        fn = lambda c, hi, hj, vv: (jnp.exp(log_plan_block(c, hi, hj, eps)) @ vv,)
         if axis == 1:
-            return self._row_reduce(fn, (f,), (g, vec))[0]
-        return self._col_reduce(fn, (g,), (f, vec))[0]
+            return self._row_reduce(fn, (f,), (g, vec), checkpoint=True)[0]
+        return self._col_reduce(fn, (g,), (f, vec), checkpoint=True)[0]
+
+    def plan_matvec(self, f, g, eps, vec: jax.Array, axis: int) -> jax.Array:
+        """:meth:`apply_plan` written as a linear (transposable) map of ``vec``.
+
+        For the adjoint solves of implicit differentiation, which JAX transposes.
+        Dense and lazy geometries: :meth:`apply_plan` itself.
+        """
+        return self.apply_plan(f, g, eps, vec, axis)
 
     def marginals(self, f, g, eps) -> tuple[jax.Array, jax.Array]:
         """Row sums ``[n]`` and column sums ``[m]`` of the plan."""
-        rows = jnp.exp(f / eps + self.lse(g, eps, axis=1))
-        cols = jnp.exp(g / eps + self.lse(f, eps, axis=0))
+        fn = lambda c, hi, hj: (jnp.sum(jnp.exp(log_plan_block(c, hi, hj, eps)), axis=1),)
+        rows = self._row_reduce(fn, (f,), (g,), checkpoint=True)[0]
+        cols = self._col_reduce(fn, (g,), (f,), checkpoint=True)[0]
         return rows, cols
 
     def transport_cost(self, f, g, eps, *, plan_gradient: bool = False) -> jax.Array:
@@ -108,7 +131,7 @@ class AbstractGeometry(abc.ABC):
 
         def fn(c, fi, gj):
             c_plan = c if plan_gradient else jax.lax.stop_gradient(c)
-            p = jnp.exp((fi[:, None] + gj[None, :] - c_plan) / eps)
+            p = jnp.exp(log_plan_block(c_plan, fi, gj, eps))
             return (jnp.sum(p * c, axis=1),)
 
         return jnp.sum(self._row_reduce(fn, (f,), (g,), checkpoint=True)[0])

@@ -307,6 +307,31 @@ class Grid(AbstractGeometry):
         neg = jnp.exp(out_scale + _log_apply(base + _safe_log(-vec), log_k))
         return (pos - neg).reshape(-1)
 
+    def marginals(self, f, g, eps) -> tuple[jax.Array, jax.Array]:
+        """Row and column sums ``[n]`` of the plan, separable (``exp(f/eps + LSE_j((g_j - C_ij)/eps))``)."""
+
+        def sums(out_pot, in_pot):
+            live = out_pot > -jnp.inf
+            z = jnp.where(live, out_pot, 0.0) / eps + self.lse(in_pot, eps, axis=1)
+            return jnp.where(live, jnp.exp(jnp.where(live, z, -jnp.inf)), 0.0)
+
+        return sums(f, g), sums(g, f)
+
+    def plan_matvec(self, f, g, eps, vec: jax.Array, axis: int) -> jax.Array:
+        """``P vec`` as a linear map of ``vec`` (transposable), for implicit differentiation.
+
+        ``exp(f/eps + s) * K (exp(g/eps - s) * vec)`` with the separable kernel and the
+        shift ``s = max g/eps``; entries of ``K`` below the dtype's range are 0.
+        """
+        out_pot, in_pot = (f, g) if axis == 1 else (g, f)
+        live_in = in_pot > -jnp.inf
+        base = jnp.where(live_in, in_pot, 0.0) / eps
+        shift = jax.lax.stop_gradient(jnp.max(jnp.where(live_in, base, -jnp.inf)))
+        w = jnp.where(live_in, jnp.exp(jnp.where(live_in, base - shift, 0.0)), 0.0) * vec
+        live_out = out_pot > -jnp.inf
+        scale = jnp.where(live_out, jnp.exp(jnp.where(live_out, out_pot / eps + shift, 0.0)), 0.0)
+        return scale * self.kernel_apply(w, eps, axis)
+
     def _cost_rows(self, f, g, eps, plan_costs):
         """Row sums ``sum_j P_ij C_ij`` ``[n]``, the plan built from ``plan_costs`` (per axis)."""
         costs = self.axis_costs()

@@ -7,7 +7,6 @@ Every kernel operation runs in blocks of rows (or columns); through
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +19,6 @@ __all__ = ["PointCloud"]
 _BLOCK_ELEMENTS = 2**22  # default block of a lazy geometry: ~4M cost entries (16 MiB in f32)
 
 
-@functools.partial(
-    jax.tree_util.register_dataclass, data_fields=["x", "y"], meta_fields=["cost_fn", "batch_size"]
-)
 @dataclasses.dataclass(frozen=True)
 class PointCloud(AbstractGeometry):
     """Two point clouds and a ground cost, evaluated lazily in blocks.
@@ -48,6 +44,19 @@ class PointCloud(AbstractGeometry):
 
     def __post_init__(self):
         object.__setattr__(self, "cost_fn", as_cost_fn(self.cost_fn))
+        shapes = {}
+        for name in ("x", "y"):
+            shape = tuple(getattr(getattr(self, name), "shape", jnp.shape(getattr(self, name))))
+            if len(shape) != 2:
+                hint = ("; for a batch of problems, build the PointCloud inside jax.vmap"
+                        if len(shape) > 2 else "; a 1-D cloud of n points is x[:, None]")
+                raise ValueError(f"PointCloud: {name} must be [n, d] points, got shape {shape}{hint}")
+            shapes[name] = shape
+        if shapes["x"][1] != shapes["y"][1]:
+            raise ValueError(f"PointCloud: x and y must have the same dimension d, got x of shape {shapes['x']} "
+                             f"and y of shape {shapes['y']}")
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise ValueError(f"PointCloud: batch_size must be >= 1 or None, got {self.batch_size}")
 
     @property
     def shape(self):
@@ -97,3 +106,20 @@ class PointCloud(AbstractGeometry):
 
     def _col_reduce(self, fn, col_args, row_args, checkpoint=False):
         return self._reduce(fn, self.y, self.x, col_args, row_args, checkpoint, transpose=True)
+
+
+# A pytree whose unflattening skips __init__: the checks above are for what a user
+# builds, while JAX rebuilds clouds from batched or placeholder leaves (vmap outputs).
+def _unflatten(meta, leaves):
+    cloud = object.__new__(PointCloud)
+    for name, value in zip(("x", "y", "cost_fn", "batch_size"), (*leaves, *meta)):
+        object.__setattr__(cloud, name, value)
+    return cloud
+
+
+jax.tree_util.register_pytree_with_keys(
+    PointCloud,
+    lambda c: (((jax.tree_util.GetAttrKey("x"), c.x), (jax.tree_util.GetAttrKey("y"), c.y)), (c.cost_fn, c.batch_size)),
+    _unflatten,
+    flatten_func=lambda c: ((c.x, c.y), (c.cost_fn, c.batch_size)),
+)

@@ -35,9 +35,11 @@ a converged :func:`ipot_loss` (its plan is the exact plan) and for the
 regularised Sinkhorn objective (a minimum too). For the Sinkhorn *primal*
 objective ``<C, P_eps(C)>`` the envelope gradient is only the gradient through
 the plan's cost with ``P_eps`` held fixed (``P_eps`` does not minimise ``<C, P>``);
-that is what the thesis trains with. ``grad_mode="unroll"`` backpropagates through
-the iterations instead (the true gradient of the value; memory grows with
-``max_iters``).
+that is what the thesis trains with (``grad_mode="envelope"``). The default,
+``grad_mode="implicit"``, gives the true gradient of the value by implicit
+differentiation of the Sinkhorn optimality conditions (one adjoint solve, memory of
+the forward pass); ``grad_mode="unroll"`` backpropagates through the iterations
+(the same gradient; memory grows with ``max_iters``).
 
 Shrinkage (the thesis' claim). As ``eps -> infinity`` the Sinkhorn plan tends to
 ``a b^T = 1 1^T / (n m)``, and with the squared Euclidean cost the primal loss
@@ -185,7 +187,7 @@ def sinkhorn_loss(
     max_iters: int = 500,
     tol: float = 1e-4,
     objective: Literal["primal", "regularised"] = "primal",
-    grad_mode: Literal["envelope", "unroll"] = "envelope",
+    grad_mode: Literal["implicit", "envelope", "unroll"] = "implicit",
     throw: bool = False,
 ) -> MinibatchLoss:
     """Entropic minibatch OT loss from the Sinkhorn plan ``P_eps``.
@@ -199,8 +201,10 @@ def sinkhorn_loss(
       objective: ``"primal"`` (default, the thesis' loss): ``<C, P_eps>``, biased
         upward and, for large ``eps``, shrinking the generated law (module docstring);
         ``"regularised"``: ``<C, P_eps> + eps KL(P_eps | a b^T)``.
-      grad_mode: ``"envelope"`` (default): exact for ``"regularised"`` (Danskin),
-        the plan-fixed gradient ``d/dC = P_eps`` for ``"primal"``; ``"unroll"``:
+      grad_mode: ``"implicit"`` (default): the exact gradient of either objective
+        (implicit function theorem); ``"envelope"``: exact for ``"regularised"``
+        (Danskin), the plan-fixed gradient ``d/dC = P_eps`` for ``"primal"`` (what the
+        thesis trains with; not the derivative of the value); ``"unroll"``:
         backpropagate through the sweeps (exact for both);
         :data:`ot_jax.solvers._entropic.GRAD_MODES`.
       throw: raise (also inside ``jit``) on a bad status.

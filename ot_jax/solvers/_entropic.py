@@ -5,27 +5,44 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ot_jax.solvers._implicit import implicit_potentials
 from ot_jax.solvers.results import EntropicResult, Status
 
 GRAD_MODES = {
-    "envelope": "iterate without tracking derivatives (a while loop that stops at tol), then "
-    "differentiate the returned cost by the envelope (Danskin) theorem with the potentials held "
-    "fixed: d cost/dC = P, d/da and d/db from the potentials; forward and reverse mode",
+    "implicit": "iterate without tracking derivatives (a while loop that stops at tol), then attach "
+    "to the potentials the derivative of the optimality conditions (implicit function theorem, one "
+    "adjoint linear solve by conjugate gradients, lazy for point clouds): every output (cost, "
+    "reg_cost, plan, apply, marginals, f, g) is differentiable in every input, forward and reverse "
+    "mode, second order included; memory as the forward pass",
+    "envelope": "iterate without tracking derivatives, then differentiate by the envelope (Danskin) "
+    "theorem with the potentials held fixed: exact for a value that is a minimum (Sinkhorn's "
+    "reg_cost, IPOT's and the LP's cost once converged); Sinkhorn's cost gets the plan-fixed "
+    "gradient d/dC = P, which is not its derivative; f and g carry no derivative and plan, apply "
+    "and marginals raise when differentiated; the cheapest mode",
     "unroll": "differentiate through the iterations: a scan over max_iters steps that freezes the "
-    "state once converged; reverse and forward mode, memory grows with max_iters",
+    "state once converged; every output, reverse and forward mode, memory grows with max_iters",
     "forward": "differentiate through the iterations of the while loop that stops at tol: forward "
     "mode only (jax.jvp, jax.jacfwd); jax.grad raises",
 }
 """The one vocabulary of ``grad_mode`` (one meaning each; a solver accepts the subset that
-applies to it): :func:`ot_jax.sinkhorn`, :func:`ot_jax.ipot` and the minibatch losses take
-``"envelope"`` (default) and ``"unroll"``; :func:`ot_jax.barycenter`, whose output ``q`` is
-not a value function (no envelope theorem), takes ``"forward"`` (default) and ``"unroll"``."""
+applies to it): :func:`ot_jax.sinkhorn` and :func:`ot_jax.losses.minibatch.sinkhorn_loss` take
+``"implicit"`` (default), ``"envelope"`` and ``"unroll"``; :func:`ot_jax.ipot` and
+:func:`ot_jax.losses.minibatch.ipot_loss` take ``"envelope"`` (default: the gradient of the
+exact OT value) and ``"unroll"``; :func:`ot_jax.barycenter`, whose output ``q`` is not a value
+function (no envelope theorem), takes ``"forward"`` (default) and ``"unroll"``."""
 
 
 def safe_log(w: jax.Array) -> jax.Array:
     """``log w`` with ``-inf`` (and a zero gradient) where ``w == 0``."""
     positive = w > 0
     return jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), -jnp.inf)
+
+
+def log_or_zero(w: jax.Array) -> jax.Array:
+    """``log w`` where ``w > 0`` and 0 elsewhere: for terms that a ``where`` masks out anyway,
+    so that their derivative is 0 instead of ``0 * inf = NaN``."""
+    positive = w > 0
+    return jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), 0.0)
 
 
 def masked_dot(w: jax.Array, pot: jax.Array) -> jax.Array:
@@ -40,19 +57,19 @@ def dual_lower_bound(geom, a, b, g) -> jax.Array:
     return masked_dot(a, f_ctrans) + masked_dot(b, g)
 
 
-def _dual_objective(geom, a, b, phi, psi, eps) -> jax.Array:
-    """Entropic dual ``<a, phi> + <b, psi> - eps (sum_ij a_i b_j e^{(phi_i + psi_j - C_ij)/eps} - |a||b|)``.
+def _dual_objective(geom, a, b, f, g, eps) -> jax.Array:
+    """Entropic dual ``<a, phi> + <b, psi> - eps (sum_ij P_ij - |a||b|)``, ``phi = f - eps log a``.
 
-    Its value at the optimum is ``<C, P> + eps KL(P | a b^T)``; with ``phi, psi``
-    held fixed its gradient in ``(C, a, b, eps)`` is the exact one (Danskin).
+    Its value at the optimum is ``<C, P> + eps KL(P | a b^T)``; with ``f, g`` held
+    fixed its gradient in ``(C, a, b, eps)`` is the exact one (Danskin).
     """
-    f_full = jnp.where(a > 0, phi + eps * safe_log(a), -jnp.inf)
-    g_full = jnp.where(b > 0, psi + eps * safe_log(b), -jnp.inf)
-    mass = jnp.sum(jnp.exp(f_full / eps + geom.lse(g_full, eps, axis=1)))
+    phi = jnp.where(a > 0, f - eps * log_or_zero(a), 0.0)
+    psi = jnp.where(b > 0, g - eps * log_or_zero(b), 0.0)
+    mass = jnp.sum(geom.marginals(f, g, eps)[0])
     return jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
 
 
-def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...] = ("envelope", "unroll")):
+def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...]):
     """Reject a ``grad_mode`` outside ``allowed`` (a subset of :data:`GRAD_MODES`), before tracing."""
     if grad_mode not in allowed:
         meanings = "; ".join(f"{mode!r}: {GRAD_MODES[mode]}" for mode in allowed)
@@ -61,25 +78,35 @@ def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...] = ("en
 
 
 def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol, stalled=False):
-    """Assemble an :class:`EntropicResult` whose ``cost``/``reg_cost`` carry the right gradients.
+    """Assemble an :class:`EntropicResult` whose outputs carry the gradients of ``grad_mode``.
 
-    In ``envelope`` mode ``f, g`` are constants and ``cost``/``reg_cost`` are written as
-    functions of ``(C, a, b, eps)`` whose gradient is the envelope (Danskin) gradient:
-    ``d/dC = P``, ``d/da = f - eps log a``, ``d/db = g - eps log b``. In ``unroll`` mode
-    the gradient flows through the iterations that produced ``f, g``.
+    ``implicit``: ``f, g`` carry the implicit derivative (:mod:`ot_jax.solvers._implicit`)
+    and every output is computed from them by ordinary autodiff. ``envelope``: ``f, g``
+    are constants and ``cost``/``reg_cost`` are written as functions of ``(C, a, b, eps)``
+    whose gradient is the envelope (Danskin) gradient: ``d/dC = P``,
+    ``d/da = f - eps log a``, ``d/db = g - eps log b``; the plan operations refuse to be
+    differentiated. ``unroll``: the gradient flows through the iterations.
     """
     if grad_mode == "envelope":
         f, g = jax.lax.stop_gradient((f, g))
         a_s, b_s, eps_s = jax.lax.stop_gradient((a, b, eps))
         # Potentials relative to a b^T: phi = f - eps log a (0 where a = 0), held fixed.
-        phi = jnp.where(a > 0, f - eps_s * safe_log(a_s), 0.0)
-        psi = jnp.where(b > 0, g - eps_s * safe_log(b_s), 0.0)
+        phi = jnp.where(a > 0, f - eps_s * log_or_zero(a_s), 0.0)
+        psi = jnp.where(b > 0, g - eps_s * log_or_zero(b_s), 0.0)
         cost = geom.transport_cost(f, g, eps_s) + jnp.sum((a - a_s) * phi) + jnp.sum((b - b_s) * psi)
+        if regularised:
+            # The dual at fixed (phi, psi), live in (C, a, b, eps): its gradient is Danskin's.
+            f_live = jnp.where(a > 0, phi + eps * log_or_zero(a), -jnp.inf)
+            g_live = jnp.where(b > 0, psi + eps * log_or_zero(b), -jnp.inf)
+            mass = jnp.sum(geom.marginals(f_live, g_live, eps)[0])
+            reg_cost = jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+        else:
+            reg_cost = cost
     else:
-        phi = jnp.where(a > 0, f - eps * safe_log(a), 0.0)
-        psi = jnp.where(b > 0, g - eps * safe_log(b), 0.0)
+        if grad_mode == "implicit":
+            f, g = implicit_potentials(geom, a, b, eps, f, g)
         cost = geom.transport_cost(f, g, eps, plan_gradient=True)
-    reg_cost = _dual_objective(geom, a, b, phi, psi, eps) if regularised else cost
+        reg_cost = _dual_objective(geom, a, b, f, g, eps) if regularised else cost
 
     lower = jax.lax.stop_gradient(dual_lower_bound(geom, a, b, g))
     last = loop.last_error
@@ -108,4 +135,5 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
         n_iters=loop.n_iters,
         errors=loop.errors,
         status=status,
+        grad_mode=grad_mode,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 
 import equinox as eqx
 import jax
@@ -23,7 +24,8 @@ import numpy as np
 from ot_jax._checks import is_concrete
 from ot_jax.geometry import AbstractGeometry
 
-__all__ = ["Status", "ExactResult", "EntropicResult", "raise_on_status", "status_message", "result_repr"]
+__all__ = ["Status", "SolverError", "ExactResult", "EntropicResult", "raise_on_status", "check_status",
+           "status_message", "result_repr"]
 
 
 class Status(enum.IntEnum):
@@ -76,13 +78,21 @@ def status_message(status: Status, solver: str, parameter: str | None = None) ->
     return f"ot_jax.{solver}: {status.name}: {text}"
 
 
+class SolverError(RuntimeError):
+    """A solve ended with a bad status and ``throw=True``; the message names the solver and the remedy."""
+
+
 def raise_on_status(result, solver: str, parameter: str | None = None, *, messages: dict | None = None,
                     field: str = "cost"):
-    """Attach runtime checks to ``result`` that raise on a bad status (works inside ``jit``).
+    """Raise on a bad status: at once for a concrete result, at run time inside ``jit``.
 
-    Uses :func:`equinox.error_if` on ``result.<field>``; the returned result must
-    be used, or the check is dead code and vanishes. Works on frozen dataclasses
-    and NamedTuples.
+    Concrete (eager) calls raise :class:`SolverError`, whose message is the solver's
+    own sentence. Inside ``jit`` the status is only known when the compiled program
+    runs: the check is attached to ``result.<field>`` with :func:`equinox.error_if`
+    and the solver's sentence arrives inside JAX's runtime error (call the solver
+    outside ``jit``, or pass the jitted result to :func:`check_status`, for a plain
+    :class:`SolverError`). The returned result must be used, or the check is dead
+    code and vanishes. Works on frozen dataclasses and NamedTuples.
 
     Args:
       result: a result with ``status`` and ``field`` attributes.
@@ -92,13 +102,32 @@ def raise_on_status(result, solver: str, parameter: str | None = None, *, messag
       field: the attribute the checks are attached to.
     """
     status = result.status
+    texts = {code: (messages or {}).get(code) or status_message(code, solver, parameter)
+             for code in (Status.MAX_ITERS, Status.NON_FINITE, Status.STALLED, Status.INVALID_INPUT)}
+    if is_concrete(status):
+        for code in np.unique(np.asarray(status)):
+            if int(code) != Status.CONVERGED:
+                raise SolverError(texts[Status(int(code))])
+        return result
     value = getattr(result, field)
-    for code in (Status.MAX_ITERS, Status.NON_FINITE, Status.STALLED, Status.INVALID_INPUT):
-        message = (messages or {}).get(code) or status_message(code, solver, parameter)
+    for code, message in texts.items():
         value = eqx.error_if(value, status == code, message)
     if hasattr(result, "_replace"):
         return result._replace(**{field: value})
     return dataclasses.replace(result, **{field: value})
+
+
+def check_status(result, solver: str = "solver") -> None:
+    """Raise :class:`SolverError` if a concrete result (e.g. returned by a jitted call) did not converge.
+
+    Args:
+      result: any result with a ``status`` field (batched results: every problem is checked).
+      solver: name used in the message.
+    """
+    codes = np.unique(np.asarray(result.status))
+    for code in codes:
+        if int(code) != Status.CONVERGED:
+            raise SolverError(status_message(Status(int(code)), solver))
 
 
 def _describe(value) -> str:
@@ -169,7 +198,25 @@ class ExactResult:
         return result_repr(self, ("plan", "cost", "status", "n_iters"))
 
 
-@jax.tree_util.register_dataclass
+def _refuse_derivative(value: jax.Array, what: str, solver_hint: str) -> jax.Array:
+    """``value`` unchanged; raises a ``ValueError`` at trace time if it is differentiated."""
+
+    @jax.custom_jvp
+    def guard(v):
+        return v
+
+    @guard.defjvp
+    def _(primals, tangents):
+        raise ValueError(f"{what} is not differentiable with grad_mode='envelope' (only reg_cost and cost "
+                         f"are); {solver_hint}, or wrap it in jax.lax.stop_gradient")
+
+    return guard(value)
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["geom", "a", "b", "f", "g", "plan_epsilon", "cost", "reg_cost", "lower_bound",
+                                "converged", "n_iters", "errors", "status"],
+                   meta_fields=["grad_mode"])
 @dataclasses.dataclass(frozen=True)
 class EntropicResult:
     """Output of a potential-based solver (:func:`ot_jax.sinkhorn`, :func:`ot_jax.ipot`).
@@ -194,6 +241,9 @@ class EntropicResult:
       errors: ``[max_iters // check_every]`` stopping-rule values, one per check,
         ``-1`` after the loop stopped.
       status: scalar int, a :class:`Status`.
+      grad_mode: (static) how the outputs are differentiated
+        (:data:`ot_jax.solvers._entropic.GRAD_MODES`); with ``"envelope"`` the plan
+        operations (``plan``, ``apply``, ``marginals``) raise when differentiated.
     """
 
     geom: AbstractGeometry
@@ -209,26 +259,43 @@ class EntropicResult:
     n_iters: jax.Array
     errors: jax.Array
     status: jax.Array
+    grad_mode: str = "implicit"
 
     def __repr__(self) -> str:
         return result_repr(self, ("geom", "cost", "lower_bound", "plan_epsilon", "status", "n_iters"))
 
+    def _unbatched(self, what: str) -> None:
+        if jnp.ndim(self.f) != 1:
+            raise ValueError(f"EntropicResult.{what}: this result holds a batch of problems (f has shape "
+                             f"{tuple(jnp.shape(self.f))}); compute {what} inside jax.vmap, or pick one problem "
+                             "first: jax.tree_util.tree_map(lambda v: v[i], result)")
+
+    def _checked(self, value, what: str):
+        if self.grad_mode != "envelope":
+            return value
+        hint = "use grad_mode='implicit' (Sinkhorn) or 'unroll'"
+        return jax.tree_util.tree_map(lambda v: _refuse_derivative(v, what, hint), value)
+
     @property
     def plan(self) -> jax.Array:
         """``[n, m]`` materialised plan."""
-        return self.geom.plan(self.f, self.g, self.plan_epsilon)
+        self._unbatched("plan")
+        return self._checked(self.geom.plan(self.f, self.g, self.plan_epsilon), "the plan")
 
     def apply(self, vec: jax.Array, axis: int = 1) -> jax.Array:
         """``P vec`` (axis=1, ``vec: [m]``) or ``P^T vec`` (axis=0, ``vec: [n]``), never storing P."""
-        return self.geom.apply_plan(self.f, self.g, self.plan_epsilon, vec, axis)
+        self._unbatched("apply")
+        return self._checked(self.geom.apply_plan(self.f, self.g, self.plan_epsilon, vec, axis), "apply(...)")
 
     @property
     def marginals(self) -> tuple[jax.Array, jax.Array]:
         """Row sums ``[n]`` and column sums ``[m]`` of the plan."""
-        return self.geom.marginals(self.f, self.g, self.plan_epsilon)
+        self._unbatched("marginals")
+        return self._checked(self.geom.marginals(self.f, self.g, self.plan_epsilon), "the marginals")
 
     @property
     def marginal_error(self) -> jax.Array:
         """``||P 1 - a||_1 + ||P^T 1 - b||_1``."""
+        self._unbatched("marginal_error")
         rows, cols = self.marginals
         return jnp.sum(jnp.abs(rows - self.a)) + jnp.sum(jnp.abs(cols - self.b))

@@ -19,6 +19,7 @@ __all__ = ["sinkhorn"]
 # Largest (max C - min C) / eps for which mode="auto" takes the scaling path:
 # exp(-range/eps) and the scalings u, v stay far inside the float range.
 _SAFE_SCALING_RANGE = {32: 30.0, 64: 300.0}
+_GRAD_MODES = ("implicit", "envelope", "unroll")  # meanings: ot_jax.solvers._entropic.GRAD_MODES
 
 
 def _row_error(a, f_old, f_new, eps):
@@ -49,7 +50,7 @@ def sinkhorn(
     epsilon_init=None,
     epsilon_decay: float = 0.9,
     mode: Literal["log", "scaling", "auto"] = "log",
-    grad_mode: Literal["envelope", "unroll"] = "envelope",
+    grad_mode: Literal["implicit", "envelope", "unroll"] = "implicit",
     throw: bool = False,
 ) -> EntropicResult:
     """Entropic OT: ``min_P <C, P> + eps KL(P | a b^T)`` over plans with marginals a, b.
@@ -72,9 +73,14 @@ def sinkhorn(
         ``K = exp(-C/eps)``, faster, underflows for small eps: reported as
         ``Status.NON_FINITE``); ``"auto"`` takes scaling when the inputs are concrete
         and ``(max C - min C) / eps`` is small enough, log otherwise.
-      grad_mode: ``"envelope"`` (default, exact gradients of ``reg_cost``; ``cost``
-        gets the plan-fixed gradient ``d/dC = P``) or ``"unroll"`` (backpropagate
-        through the iterations; use for exact gradients of ``cost``). Meanings:
+      grad_mode: ``"implicit"`` (default: every output, ``cost``, ``reg_cost``,
+        ``plan``, ``apply``, ``marginals``, ``f``, ``g``, is differentiable in the
+        points or costs, ``a``, ``b`` and ``epsilon`` by the implicit function
+        theorem, one conjugate-gradient solve per backward pass, exact up to
+        ``tol``), ``"envelope"`` (cheapest: exact gradients of ``reg_cost`` only;
+        ``cost`` gets the plan-fixed gradient ``d/dC = P``; the plan operations
+        refuse to be differentiated) or ``"unroll"`` (backpropagate through the
+        iterations; memory grows with ``max_iters``). Meanings:
         :data:`ot_jax.solvers._entropic.GRAD_MODES`.
       throw: raise (also inside ``jit``) when not converged or on bad input.
 
@@ -88,7 +94,7 @@ def sinkhorn(
     True
     """
     solver = "sinkhorn"
-    _entropic.check_grad_mode(grad_mode, solver)
+    _entropic.check_grad_mode(grad_mode, solver, _GRAD_MODES)
     if mode not in ("log", "scaling", "auto"):
         raise ValueError(f"{solver}: mode must be 'log', 'scaling' or 'auto', got {mode!r}")
     geom, a, b, invalid = prepare(geom, a, b, solver)
@@ -106,6 +112,14 @@ def sinkhorn(
             eps0 = eps0 * jax.lax.stop_gradient(geom.mean_cost())
     n, m = geom.shape
 
+    if init is not None:
+        if not isinstance(init, (tuple, list)) or len(init) != 2:
+            raise ValueError(f"{solver}: init must be a pair (f [{n}], g [{m}]) of potentials, got {type(init).__name__}")
+        init = (jnp.asarray(init[0], dtype), jnp.asarray(init[1], dtype))
+        if init[0].shape != (n,) or init[1].shape != (m,):
+            raise ValueError(f"{solver}: init potentials must have shapes ({n},) and ({m},), "
+                             f"got {init[0].shape} and {init[1].shape}")
+        init = jax.lax.stop_gradient(init) if grad_mode != "unroll" else init
     if mode == "auto":
         mode = "log"
         if isinstance(geom, Geometry) and epsilon_init is None:
@@ -115,11 +129,11 @@ def sinkhorn(
     if mode == "scaling" and epsilon_init is not None:
         raise ValueError(f"{solver}: epsilon scaling needs mode='log'")
 
-    if grad_mode == "envelope":
-        a_s, b_s, geom_s, eps_s = jax.lax.stop_gradient((a, b, geom, eps))
-    else:
+    if grad_mode == "unroll":
         a_s, b_s, geom_s, eps_s = a, b, geom, eps
-    log_a, log_b = _entropic.safe_log(a_s), _entropic.safe_log(b_s)
+    else:
+        a_s, b_s, geom_s, eps_s = jax.lax.stop_gradient((a, b, geom, eps))
+    log_a, log_b = _entropic.log_or_zero(a_s), _entropic.log_or_zero(b_s)
 
     def eps_at(it):
         if epsilon_init is None:
@@ -131,8 +145,8 @@ def sinkhorn(
         def step(state, it, check):
             f, g = state
             e = eps_at(it)
-            f_new = e * (log_a - geom_s.lse(g, e, axis=1))
-            g_new = e * (log_b - geom_s.lse(f_new, e, axis=0))
+            f_new = jnp.where(a_s > 0, e * (log_a - geom_s.lse(g, e, axis=1)), -jnp.inf)
+            g_new = jnp.where(b_s > 0, e * (log_b - geom_s.lse(f_new, e, axis=0)), -jnp.inf)
             err = jnp.zeros((), dtype)
             if check:
                 err = _row_error(a_s, f, f_new, e)
@@ -143,10 +157,7 @@ def sinkhorn(
         if init is None:
             state0 = (jnp.zeros(n, dtype), jnp.zeros(m, dtype))
         else:
-            state0 = (jnp.asarray(init[0], dtype), jnp.asarray(init[1], dtype))
-            if state0[0].shape != (n,) or state0[1].shape != (m,):
-                raise ValueError(f"{solver}: init potentials must have shapes ({n},) and ({m},), "
-                                 f"got {state0[0].shape} and {state0[1].shape}")
+            state0 = init
         loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
                                 differentiable=grad_mode == "unroll", dtype=dtype)
         f, g = loop.state
@@ -172,7 +183,7 @@ def sinkhorn(
         if init is None:
             state0 = (jnp.ones(n, dtype), jnp.ones(m, dtype))
         else:
-            state0 = (jnp.exp(jnp.asarray(init[0], dtype) / eps_s), jnp.exp(jnp.asarray(init[1], dtype) / eps_s))
+            state0 = (jnp.exp(init[0] / eps_s), jnp.exp(init[1] / eps_s))
         loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
                                 differentiable=grad_mode == "unroll", dtype=dtype)
         u, v = loop.state

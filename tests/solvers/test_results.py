@@ -58,9 +58,11 @@ def test_repr_is_short_and_names_the_status(cloud):
 
 
 def test_grad_mode_one_vocabulary():
-    assert set(GRAD_MODES) == {"envelope", "unroll", "forward"}
-    with pytest.raises(ValueError, match="grad_mode must be one of 'envelope', 'unroll'"):
+    assert set(GRAD_MODES) == {"implicit", "envelope", "unroll", "forward"}
+    with pytest.raises(ValueError, match="grad_mode must be one of 'implicit', 'envelope', 'unroll'"):
         ot_jax.sinkhorn(jnp.ones((3, 3)), epsilon=0.1, grad_mode="forward")
+    with pytest.raises(ValueError, match="grad_mode must be one of 'envelope', 'unroll'"):
+        ot_jax.ipot(jnp.ones((3, 3)), grad_mode="implicit")
     with pytest.raises(ValueError, match="grad_mode must be one of 'forward', 'unroll'"):
         ot_jax.barycenter(jnp.ones((2, 3)) / 3, jnp.ones((3, 3)), grad_mode="envelope")
 

@@ -84,3 +84,54 @@ def test_jit_over_a_batch_with_concrete_closed_over_weights(name):
     out = jax.jit(jax.vmap(lambda c: SOLVERS[name](c, a, b).cost))(costs)
     single = [float(SOLVERS[name](c, a, b).cost) for c in costs]
     np.testing.assert_allclose(np.asarray(out), single, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ errors that name the problem
+@pytest.mark.parametrize("x, y, match", [
+    (np.ones((3, 2)), np.ones((4, 3)), r"same dimension d, got x of shape \(3, 2\) and y of shape \(4, 3\)"),
+    (np.ones(3), np.ones((4, 1)), r"x must be \[n, d\] points, got shape \(3,\); a 1-D cloud"),
+    (np.ones((5, 3, 2)), np.ones((4, 2)), r"x must be \[n, d\] points, got shape \(5, 3, 2\); .*jax.vmap"),
+])
+def test_point_cloud_names_the_bad_argument(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        ot_jax.PointCloud(x, y)
+
+
+def test_batched_result_points_to_vmap():
+    xs = jnp.ones((2, 3, 2)) * jnp.arange(3.0)[None, :, None]
+    out = jax.vmap(lambda x: ot_jax.sinkhorn(ot_jax.PointCloud(x, x + 1.0), epsilon=1.0))(xs)
+    assert out.geom.x.shape == (2, 3, 2)  # batched clouds rebuild without the user-facing checks
+    with pytest.raises(ValueError, match=r"marginal_error: this result holds a batch .*jax.vmap"):
+        out.marginal_error
+
+
+@pytest.mark.parametrize("mode", ["log", "scaling"])
+def test_sinkhorn_init_shapes_checked_in_every_mode(mode):
+    with pytest.raises(ValueError, match=r"init potentials must have shapes \(3,\) and \(4,\)"):
+        ot_jax.sinkhorn(COST, epsilon=1.0, mode=mode, init=(np.zeros(3), np.zeros(3)))
+
+
+def test_throw_raises_solver_error_with_the_message_first():
+    with pytest.raises(ot_jax.SolverError) as err:
+        ot_jax.sinkhorn(COST, epsilon=1e-3, max_iters=2, check_every=1, tol=1e-14, throw=True)
+    assert str(err.value).splitlines()[0].startswith("ot_jax.sinkhorn: MAX_ITERS")
+    # a jitted solve: the status travels out, check_status raises the same plain error
+    out = jax.jit(lambda c: ot_jax.sinkhorn(c, epsilon=1e-3, max_iters=2, check_every=1, tol=1e-14))(COST)
+    with pytest.raises(ot_jax.SolverError, match=r"^ot_jax.sinkhorn: MAX_ITERS"):
+        ot_jax.check_status(out, "sinkhorn")
+
+
+def test_ipot_certifies_an_exact_value_of_zero():
+    """x against itself: W = 0, so a purely relative rule could never stop."""
+    x = np.random.default_rng(0).uniform(size=(40, 2))
+    out = ot_jax.ipot(ot_jax.PointCloud(x, x), tol=1e-6)
+    assert int(out.status) == Status.CONVERGED
+    max_cost = float(ot_jax.PointCloud(x, x).max_cost())
+    assert 0.0 <= float(out.cost) <= 1e-6 * 1e-3 * max_cost  # the documented absolute floor
+    assert np.diag(np.asarray(out.plan)).min() > 0.99 / 40
+
+
+def test_ipot_envelope_mode_refuses_to_differentiate_the_plan():
+    grad = jax.grad(lambda c: ot_jax.ipot(c, tol=1e-6).plan.sum())
+    with pytest.raises(ValueError, match="not differentiable with grad_mode='envelope'"):
+        grad(jnp.asarray(COST))
