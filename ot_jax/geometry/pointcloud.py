@@ -24,8 +24,9 @@ class PointCloud(AbstractGeometry):
     """Two point clouds and a ground cost, evaluated lazily in blocks.
 
     Args:
-      x: ``[n, d]`` source points.
-      y: ``[m, d]`` target points.
+      x: ``[n, d]`` source points (or ``[B, n, d]`` for a batch of clouds that
+        ``jax.vmap`` maps over).
+      y: ``[m, d]`` target points (``[B, m, d]`` in a batch).
       cost_fn: a :class:`~ot_jax.geometry.costs.CostFn` or any function of two
         points ``(x: [d], y: [d]) -> scalar``. Default squared Euclidean.
       batch_size: rows (or columns) per block; default keeps a block near 4M
@@ -47,14 +48,17 @@ class PointCloud(AbstractGeometry):
         shapes = {}
         for name in ("x", "y"):
             shape = tuple(getattr(getattr(self, name), "shape", jnp.shape(getattr(self, name))))
-            if len(shape) != 2:
-                hint = ("; for a batch of problems, build the PointCloud inside jax.vmap"
-                        if len(shape) > 2 else "; a 1-D cloud of n points is x[:, None]")
-                raise ValueError(f"PointCloud: {name} must be [n, d] points, got shape {shape}{hint}")
+            if len(shape) < 2:
+                raise ValueError(f"PointCloud: {name} must be [n, d] points, got shape {shape}; "
+                                 "a 1-D cloud of n points is x[:, None]")
             shapes[name] = shape
-        if shapes["x"][1] != shapes["y"][1]:
+        if shapes["x"][-1] != shapes["y"][-1]:
             raise ValueError(f"PointCloud: x and y must have the same dimension d, got x of shape {shapes['x']} "
                              f"and y of shape {shapes['y']}")
+        if shapes["x"][:-2] != shapes["y"][:-2]:
+            raise ValueError(f"PointCloud: a batch of clouds ([B, n, d], mapped over with jax.vmap) needs the same "
+                             f"leading batch shape in x and y, got x of shape {shapes['x']} and y of shape "
+                             f"{shapes['y']}")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ValueError(f"PointCloud: batch_size must be >= 1 or None, got {self.batch_size}")
 

@@ -90,7 +90,7 @@ def test_jit_over_a_batch_with_concrete_closed_over_weights(name):
 @pytest.mark.parametrize("x, y, match", [
     (np.ones((3, 2)), np.ones((4, 3)), r"same dimension d, got x of shape \(3, 2\) and y of shape \(4, 3\)"),
     (np.ones(3), np.ones((4, 1)), r"x must be \[n, d\] points, got shape \(3,\); a 1-D cloud"),
-    (np.ones((5, 3, 2)), np.ones((4, 2)), r"x must be \[n, d\] points, got shape \(5, 3, 2\); .*jax.vmap"),
+    (np.ones((5, 3, 2)), np.ones((4, 2)), r"same leading batch shape in x and y, got x of shape \(5, 3, 2\)"),
 ])
 def test_point_cloud_names_the_bad_argument(x, y, match):
     with pytest.raises(ValueError, match=match):
