@@ -36,6 +36,8 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_barycenter.py
 	$(PY) scripts/bench_train.py
 	$(PY) scripts/bench_flows.py
+	$(PY) scripts/bench_grad.py
+	$(PY) scripts/ipot_status_table.py
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py

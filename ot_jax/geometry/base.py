@@ -150,6 +150,13 @@ class AbstractGeometry(abc.ABC):
 
         return self._row_reduce(fn, (f,), (g,))
 
+    def apply_cost(self, vec: jax.Array, axis: int = 1) -> jax.Array:
+        """``C vec`` (axis=1, ``vec: [m]`` -> ``[n]``) or ``C^T vec`` (axis=0, ``vec: [n]`` -> ``[m]``)."""
+        fn = lambda c, vv: (c @ vv,)
+        if axis == 1:
+            return self._row_reduce(fn, (), (vec,), checkpoint=True)[0]
+        return self._col_reduce(fn, (), (vec,), checkpoint=True)[0]
+
     def c_transform(self, g: jax.Array) -> jax.Array:
         """``min_j (C_ij - g_j)``: ``g: [m]`` -> ``[n]``."""
         return self._row_reduce(lambda c, gj: (jnp.min(c - gj[None, :], axis=1),), (), (g,))[0]

@@ -364,6 +364,21 @@ class Grid(AbstractGeometry):
         row_mass = jnp.exp(f / eps + self.lse(g, eps, axis=1))
         return cost_rows, row_mass, self.c_transform(g)
 
+    @functools.partial(jax.jit, static_argnames="axis")
+    def apply_cost(self, vec: jax.Array, axis: int = 1) -> jax.Array:
+        """``C vec``: ``[n]`` -> ``[n]``, separable: ``sum_d c_d`` applied along axis d to the
+        marginal of ``vec`` on that axis (``C`` is symmetric, so ``axis`` does not matter)."""
+        del axis
+        v = self._grid(vec, "vec")
+        ndim = len(self.axes)
+        out = 0.0
+        for d, c in enumerate(self.axis_costs()):
+            marginal = jnp.sum(v, axis=tuple(k for k in range(ndim) if k != d))  # [n_d]
+            shape = [1] * ndim
+            shape[d] = c.shape[0]
+            out = out + (c @ marginal).reshape(shape)
+        return jnp.broadcast_to(out, self.grid_shape).reshape(-1)
+
     @jax.jit
     def c_transform(self, g: jax.Array) -> jax.Array:
         """``min_j (C_ij - g_j)``: ``g: [n]`` -> ``[n]``, nested 1-D min-plus (``g = -inf`` entries ignored)."""

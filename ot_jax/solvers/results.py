@@ -214,8 +214,8 @@ def _refuse_derivative(value: jax.Array, what: str, solver_hint: str) -> jax.Arr
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["geom", "a", "b", "f", "g", "plan_epsilon", "cost", "reg_cost", "lower_bound",
-                                "converged", "n_iters", "errors", "status"],
+                   data_fields=["geom", "a", "b", "f", "g", "plan_epsilon", "cost", "reg_cost", "lower_bound", "upper_bound", "converged", "n_iters", "errors",
+                                "status"],
                    meta_fields=["grad_mode"])
 @dataclasses.dataclass(frozen=True)
 class EntropicResult:
@@ -237,6 +237,11 @@ class EntropicResult:
         (Sinkhorn; for IPOT equal to ``cost``).
       lower_bound: scalar certified lower bound on the exact OT value, the dual
         objective of the c-transformed potentials (``<a, g^c> + <b, g>``).
+      upper_bound: scalar certified upper bound on the exact OT value, the cost of
+        the feasible plan obtained by rounding the returned plan onto the marginals
+        (Altschuler, Weed & Rigollet 2017; five lazy passes). ``lower_bound <= W <=
+        upper_bound``; ``gap`` is their difference. (``status`` does not yet use it:
+        Sinkhorn stops on the marginal error, IPOT on its one-pass gap estimate.)
       converged: scalar bool, ``status == Status.CONVERGED``; n_iters: scalar int.
       errors: ``[max_iters // check_every]`` stopping-rule values, one per check,
         ``-1`` after the loop stopped.
@@ -255,6 +260,7 @@ class EntropicResult:
     cost: jax.Array
     reg_cost: jax.Array
     lower_bound: jax.Array
+    upper_bound: jax.Array
     converged: jax.Array
     n_iters: jax.Array
     errors: jax.Array
@@ -262,7 +268,13 @@ class EntropicResult:
     grad_mode: str = "implicit"
 
     def __repr__(self) -> str:
-        return result_repr(self, ("geom", "cost", "lower_bound", "plan_epsilon", "status", "n_iters"))
+        return result_repr(self, ("geom", "cost", "lower_bound", "upper_bound", "plan_epsilon", "status",
+                                  "n_iters"))
+
+    @property
+    def gap(self) -> jax.Array:
+        """Scalar ``upper_bound - lower_bound >= 0``: the certified width around the exact OT value."""
+        return self.upper_bound - self.lower_bound
 
     def _unbatched(self, what: str) -> None:
         if jnp.ndim(self.f) != 1:
