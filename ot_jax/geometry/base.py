@@ -137,7 +137,7 @@ class AbstractGeometry(abc.ABC):
         return jnp.sum(self._row_reduce(fn, (f,), (g,), checkpoint=True)[0])
 
     def primal_dual_stats(self, f, g, eps):
-        """One pass over the rows for the IPOT stopping rule.
+        """One pass over the rows for the certified bounds (:func:`ot_jax.solvers._entropic.round_plan`).
 
         Returns ``(cost_rows [n], row_mass [n], f_ctrans [n])``: the row sums of
         ``P * C`` and of ``P``, and the c-transform ``min_j (C_ij - g_j)``, which
@@ -145,10 +145,10 @@ class AbstractGeometry(abc.ABC):
         """
 
         def fn(c, fi, gj):
-            p = jnp.exp((fi[:, None] + gj[None, :] - c) / eps)
+            p = jnp.exp(log_plan_block(c, fi, gj, eps))
             return jnp.sum(p * c, axis=1), jnp.sum(p, axis=1), jnp.min(c - gj[None, :], axis=1)
 
-        return self._row_reduce(fn, (f,), (g,))
+        return self._row_reduce(fn, (f,), (g,), checkpoint=True)
 
     def apply_cost(self, vec: jax.Array, axis: int = 1) -> jax.Array:
         """``C vec`` (axis=1, ``vec: [m]`` -> ``[n]``) or ``C^T vec`` (axis=0, ``vec: [n]`` -> ``[m]``)."""

@@ -148,7 +148,7 @@ def ipot_loss(
       cost: ground cost ``c(x_i, y_j)`` (a :class:`~ot_jax.CostFn` or a function of two points).
       beta: proximal step in cost units (None: ``0.01 x max C``, the solver default).
       max_iters: proximal steps cap (static); tol: stopping tolerance on the
-        certified relative gap (None: the solver default, 1e-6 in float64, 1e-3
+        certified relative gap (None: the solver default, 1e-4 in float64, 1e-3
         in float32); check_every: steps per check (static).
       grad_mode: ``"envelope"`` (default; ``d/dC = P``, the gradient of the exact
         OT value once converged) or ``"unroll"`` (backpropagate through the steps);

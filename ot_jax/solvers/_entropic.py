@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -75,32 +77,41 @@ def _log_min_ratio(target, mass):
     return safe_log(jnp.minimum(ratio, 1.0))
 
 
-def round_plan(geom, a, b, f, g, eps):
+class Rounding(NamedTuple):
+    """A feasible plan ``exp((f + g - C) / eps) + rows cols^T`` and the certified bounds it gives."""
+
+    f: jax.Array  # [n]
+    g: jax.Array  # [m]
+    rows: jax.Array  # [n], rank-one correction
+    cols: jax.Array  # [m]
+    lower: jax.Array  # scalar: <a, g^c> + <b, g>, a feasible LP dual value <= W
+    upper: jax.Array  # scalar: the rounded plan's cost >= W
+
+
+def round_plan(geom, a, b, f, g, eps) -> Rounding:
     """Round the plan of ``(f, g, eps)`` onto the transport polytope (Altschuler, Weed & Rigollet 2017, Alg. 2).
 
     Scale the rows down to at most ``a``, then the columns down to at most ``b``, and
     add the rank-one correction ``err_a err_b^T / |err_a|_1`` that restores both
-    marginals exactly. Five lazy passes over the cost; nothing ``[n, m]`` is stored.
-
-    Returns:
-      ``(f_r [n], g_r [m], rows [n], cols [m], cost)``: the rounded plan is
-      ``exp((f_r + g_r - C)/eps) + rows cols^T`` (a feasible plan for ``a, b``) and
-      ``cost`` its transport cost, an upper bound on the exact OT value.
+    marginals exactly. The rounded plan's cost is an upper bound on the exact OT value
+    and the dual value of the c-transformed column potential a lower bound. Four lazy
+    passes over the cost, nothing ``[n, m]`` stored; differentiable.
     """
     n, m = geom.shape
     dtype = geom.dtype
     f_r = f + eps * _log_min_ratio(a, geom.apply_plan(f, g, eps, jnp.ones(m, dtype), axis=1))
     cols = geom.apply_plan(f_r, g, eps, jnp.ones(n, dtype), axis=0)
-    g_r = g + eps * _log_min_ratio(b, cols)
-    rows = geom.apply_plan(f_r, g_r, eps, jnp.ones(m, dtype), axis=1)
-    cols = cols * jnp.exp(_log_min_ratio(b, cols))
+    log_scale_cols = _log_min_ratio(b, cols)
+    g_r = g + eps * log_scale_cols
+    cost_rows, rows, f_ctrans = geom.primal_dual_stats(f_r, g_r, eps)
+    cols = cols * jnp.exp(log_scale_cols)
     err_a = jnp.maximum(a - rows, 0.0)
     err_b = jnp.maximum(b - cols, 0.0)
     missing = jnp.sum(err_a)
-    scale = jnp.where(missing > 0, 1.0 / jnp.where(missing > 0, missing, 1.0), 0.0)
-    correction_rows = err_a * scale
-    cost = geom.transport_cost(f_r, g_r, eps) + jnp.vdot(correction_rows, geom.apply_cost(err_b, axis=1))
-    return f_r, g_r, correction_rows, err_b, cost
+    correction_rows = err_a * jnp.where(missing > 0, 1.0 / jnp.where(missing > 0, missing, 1.0), 0.0)
+    upper = jnp.sum(cost_rows) + jnp.vdot(correction_rows, geom.apply_cost(err_b, axis=1))
+    lower = masked_dot(a, f_ctrans) + masked_dot(b, g_r)
+    return Rounding(f_r, g_r, correction_rows, err_b, lower, upper)
 
 
 def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...]):
@@ -111,7 +122,8 @@ def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...]):
                          f"got {grad_mode!r} ({meanings})")
 
 
-def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol, stalled=False):
+def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol, stalled=False,
+                    clip_cost=False, lower_bound=None):
     """Assemble an :class:`EntropicResult` whose outputs carry the gradients of ``grad_mode``.
 
     ``implicit``: ``f, g`` carry the implicit derivative (:mod:`ot_jax.solvers._implicit`)
@@ -121,13 +133,22 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
     ``d/da = f - eps log a``, ``d/db = g - eps log b``; the plan operations refuse to be
     differentiated. ``unroll``: the gradient flows through the iterations.
 
-    ``lower_bound`` and ``upper_bound`` (the cost of the plan rounded onto the marginals,
-    :func:`round_plan`) certify the exact OT value; both are constants.
+    ``lower_bound`` and ``upper_bound`` come from :func:`round_plan` (the lower one raised
+    to the solver's own ``lower_bound`` where given) and are constants.
+    ``clip_cost=True`` (IPOT, whose target is the exact value) moves the value of
+    ``cost`` into ``[lower_bound, upper_bound]``, which can only bring it closer to the
+    exact value; its gradient stays that of ``<C, P>``.
     """
-    lower, upper = jax.lax.stop_gradient((dual_lower_bound(geom, a, b, g), round_plan(geom, a, b, f, g, eps)[4]))
+    if grad_mode == "envelope":
+        a_s, b_s, eps_s = jax.lax.stop_gradient((a, b, eps))
+    else:
+        a_s, b_s, eps_s = a, b, eps
+    rounding = jax.lax.stop_gradient(round_plan(geom, a_s, b_s, f, g, eps_s))
+    lower, upper = rounding.lower, rounding.upper
+    if lower_bound is not None:  # a solver's own (better) certified lower bound
+        lower = jnp.maximum(lower, jax.lax.stop_gradient(lower_bound))
     if grad_mode == "envelope":
         f, g = jax.lax.stop_gradient((f, g))
-        a_s, b_s, eps_s = jax.lax.stop_gradient((a, b, eps))
         # Potentials relative to a b^T: phi = f - eps log a (0 where a = 0), held fixed.
         phi = jnp.where(a > 0, f - eps_s * log_or_zero(a_s), 0.0)
         psi = jnp.where(b > 0, g - eps_s * log_or_zero(b_s), 0.0)
@@ -145,6 +166,9 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
             f, g = implicit_potentials(geom, a, b, eps, f, g)
         cost = geom.transport_cost(f, g, eps, plan_gradient=True)
         reg_cost = _dual_objective(geom, a, b, f, g, eps) if regularised else cost
+    if clip_cost:
+        cost = cost + jax.lax.stop_gradient(jnp.clip(cost, lower, upper) - cost)
+        reg_cost = cost
 
     last = loop.last_error
     finite = jnp.isfinite(cost) & ~jnp.isnan(last)
@@ -169,6 +193,7 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
         reg_cost=reg_cost,
         lower_bound=lower,
         upper_bound=upper,
+        plan_correction=(jnp.zeros(f.shape, geom.dtype), jnp.zeros(g.shape, geom.dtype)),
         converged=converged,
         n_iters=loop.n_iters,
         errors=loop.errors,

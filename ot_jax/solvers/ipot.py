@@ -16,10 +16,11 @@ so nothing underflows, and the recentring keeps float32 from drifting. The warm
 start (``log v`` carried over) is what makes the iteration converge; resetting it
 stalls (tested against the thesis' scaling form).
 
-Stopping rule, checked every ``check_every`` steps in one pass over the cost: the
-relative gap between the dual value of the c-transformed potentials (a certified
-lower bound on the exact value) and the cost of the plan, taken both as it is
-(exact columns) and with its rows rescaled to ``a`` (exact rows). The iterate
+Stopping rule, checked every ``check_every`` steps: the plan is rounded onto the
+marginals (Altschuler, Weed & Rigollet 2017), which gives a feasible plan whose cost
+is an upper bound on the exact value, and the c-transformed column potential gives a
+feasible dual value, a lower bound. The run stops when their gap is within ``tol``;
+``cost`` is clipped into the interval, so ``CONVERGED`` certifies it. The iterate
 with the smallest gap is returned.
 """
 
@@ -45,22 +46,23 @@ DEFAULT_RELATIVE_BETA = 0.01
 """Default beta as a fraction of the largest cost (the sweet spot of the scaling experiment, docs/reproduction.md)."""
 
 
-def _stopping_error(geom, a, b, f, g, eps, floor):
-    """Relative distance of the plan's cost to the certified dual bound, for both roundings.
+def _stopping_error(geom, a, b, f, g, eps, gamma, floor):
+    """Certified relative gap ``(upper - lower) / max(|lower|, floor)`` and ``lower``.
 
-    ``P = exp((f + g - C) / eps)`` has exact columns; rescaling its rows to ``a``
-    gives a second plan with exact rows. Both costs must be within the error of
-    the lower bound ``<a, g^c> + <b, g>``, so a plan whose infeasibility moves
-    its cost cannot stop the solver early. One pass over the cost.
+    ``upper`` is the cost of the plan rounded onto the marginals (a feasible plan).
+    ``lower`` is the better of two feasible dual values: that of the c-transformed
+    column potential ``g`` of the plan (an average over all steps, which lags the
+    optimum by about ``beta / t``) and that of ``gamma = beta log v``, the dual of the
+    last proximal step (``P(t+1) / P(t) = exp((alpha + gamma - C) / beta)``), which
+    converges as fast as the plan once the inner sweeps solve each step. So
+    ``lower <= W <= upper``; the result's ``cost`` is clipped into that interval,
+    and an error ``<= tol`` proves it within ``tol`` of the exact value. Five lazy
+    passes over the cost.
     """
-    cost_rows, row_mass, f_ctrans = geom.primal_dual_stats(f, g, eps)
-    lower = _entropic.masked_dot(a, f_ctrans) + _entropic.masked_dot(b, g)
-    cost = jnp.sum(cost_rows)
-    scale_rows = jnp.where(row_mass > 0, a / jnp.where(row_mass > 0, row_mass, 1.0), 0.0)
-    cost_row_exact = jnp.sum(scale_rows * cost_rows)
-    gap = jnp.maximum(jnp.abs(cost - lower), jnp.abs(cost_row_exact - lower))
-    err = gap / jnp.maximum(jnp.abs(lower), floor)
-    return jnp.where(jnp.isfinite(cost) & jnp.isfinite(cost_row_exact), err, jnp.nan)
+    rounding = _entropic.round_plan(geom, a, b, f, g, eps)
+    lower = jnp.maximum(rounding.lower, _entropic.dual_lower_bound(geom, a, b, gamma))
+    err = (rounding.upper - lower) / jnp.maximum(jnp.abs(lower), floor)
+    return jnp.where(jnp.isfinite(rounding.upper) & jnp.isfinite(lower), err, jnp.nan), lower
 
 
 def ipot(
@@ -84,17 +86,22 @@ def ipot(
       a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights.
       beta: proximal step, > 0, in cost units. Default ``0.01 * max C``. Any beta
         converges to the exact value; ``0.005-0.01 x max C`` is fastest.
-      inner_iters: Sinkhorn sweeps per proximal step (``L``; 1 suffices).
-      tol: stop when the relative gap ``|<C, P> - lower_bound| / lower_bound`` is
-        ``<= tol`` for the plan and for its row-rescaled version (the lower bound is
-        certified; the two plans have exact columns and exact rows respectively). Default 1e-6 in float64, 1e-3 in float32 (1e-4 is often reachable in float32; pass it). On
-        degenerate LPs the dual bound can stay loose: then the run ends with
-        ``Status.MAX_ITERS`` even when ``cost`` is accurate.
+      inner_iters: Sinkhorn sweeps per proximal step (``L``). ``L = 1`` converges
+        in value (the lower bound closes fast), but the plan's rows settle slowly and
+        the rounded upper bound with them; a few sweeps (3-10) often certify a given
+        ``tol`` in fewer passes over the cost (``docs/certification.md``).
+      tol: stop when the certified relative gap ``(upper_bound - lower_bound) /
+        max(|lower_bound|, 1e-3 * max C * mass)`` is ``<= tol``; ``CONVERGED`` then
+        guarantees ``|cost - W| <= tol * max(|W|, 1e-3 * max C * mass)`` for the exact
+        value ``W``. Default 1e-4 in float64, 1e-3 in float32. A run that ends
+        ``MAX_ITERS`` or ``STALLED`` can still be accurate: ``gap`` says how far it
+        is proven to be.
       max_iters: proximal steps cap (static); check_every: steps per check (static).
       (The run also stops, with ``Status.STALLED``, once ``beta / t`` falls below
       ``300 x machine-eps x max C``: past it float32 plans are noise at the 1e-4
-      level and the gap can pass by luck. That is ``t = 280`` at the default beta
-      in float32; in float64 it is never reached in practice.)
+      level and more steps do not tighten the gap. That is ``t = 280`` at the
+      default beta in float32; in float64 it is never reached in practice. For
+      certified accuracy below about 1e-2 on low-dimensional data use float64.)
       keep_best: return the checked iterate with the smallest error (default), or
         the last one (e.g. to trace convergence with ``tol=0``).
       grad_mode: ``"envelope"`` (default; ``d cost/dC = P``, ``d/da = f``, ``d/db = g``,
@@ -104,10 +111,11 @@ def ipot(
       throw: raise (also inside ``jit``) when not converged or on bad input.
 
     Returns:
-      :class:`~ot_jax.solvers.results.EntropicResult`; ``cost`` is ``<C, P(t)>``
-      (its plan's rows are exact only to about tol, so it can sit slightly below
-      the bound), ``lower_bound`` a certified lower bound on the exact value,
-      ``plan_epsilon = beta / t``.
+      :class:`~ot_jax.solvers.results.EntropicResult`: ``plan = P(t)`` (exact
+      columns, rows to about the gap; ``result.rounded()`` is the feasible plan),
+      ``plan_epsilon = beta / t``, the certified ``lower_bound <= W <= upper_bound``
+      (``upper_bound``: the rounded plan's cost) and ``cost = <C, P(t)>`` clipped into
+      that interval.
 
     >>> import jax, ot_jax
     >>> x = jax.random.uniform(jax.random.PRNGKey(0), (64, 2))
@@ -131,7 +139,7 @@ def ipot(
         invalid = invalid | check_positive(beta, "beta", solver)
     beta = jnp.asarray(beta, dtype)
     if tol is None:
-        tol = 1e-3 if jnp.finfo(dtype).bits <= 32 else 1e-6
+        tol = 1e-3 if jnp.finfo(dtype).bits <= 32 else 1e-4
 
     if grad_mode == "envelope":
         a_s, b_s, geom_s, beta_s = jax.lax.stop_gradient((a, b, geom, beta))
@@ -165,13 +173,14 @@ def ipot(
         err = jnp.zeros((), dtype)
         if check:
             f, g = big_f / t1, big_g / t1
-            err = _stopping_error(geom_s, a_s, b_s, f, g, eps, floor)
+            err, lower = _stopping_error(geom_s, a_s, b_s, f, g, eps, beta_s * log_v, floor)
             err = jnp.where(jnp.all(~jnp.isnan(big_f)), err, jnp.nan)
             # Keep the iterate with the smallest error: in float32 the plan's exponents lose
             # ~t * 6e-8 * max C / beta of accuracy, so late iterates can drift.
             better = (err < best[3]) | ~keep_best
             pick = lambda new, old: jnp.where(better, new, old)
-            best = (pick(f, best[0]), pick(g, best[1]), pick(t1, best[2]), pick(err, best[3]), t1)
+            best = (pick(f, best[0]), pick(g, best[1]), pick(t1, best[2]), pick(err, best[3]), t1,
+                    pick(lower, best[5]))
         return (big_f, big_g, log_v, best), err
 
     # Past this plan temperature beta / t the dtype cannot resolve the plan's exponents
@@ -183,8 +192,8 @@ def ipot(
 
     zeros_n, zeros_m = jnp.zeros(n, dtype), jnp.zeros(m, dtype)
     inf = jnp.asarray(jnp.inf, dtype)
-    # best = (f, g, t, error of the best iterate, current t)
-    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), inf, jnp.ones((), dtype))
+    # best = (f, g, t, error of the best iterate, current t, lower bound of the best iterate)
+    best0 = (zeros_n, zeros_m, jnp.ones((), dtype), inf, jnp.ones((), dtype), -inf)
     state0 = (zeros_n, zeros_m, jnp.where(b_s > 0, -jnp.log(m), -jnp.inf).astype(dtype), best0)
     loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
                             differentiable=grad_mode == "unroll", dtype=dtype,
@@ -194,5 +203,6 @@ def ipot(
     eps_final = beta_s / t_final
     loop = loop._replace(last_error=best_err)
     result = _entropic.entropic_result(geom, a, b, f, g, eps_final, loop, invalid,
-                                       grad_mode=grad_mode, regularised=False, tol=tol, stalled=stalled)
+                                       grad_mode=grad_mode, regularised=False, tol=tol, stalled=stalled,
+                                       clip_cost=True, lower_bound=loop.state[3][5])
     return raise_on_status(result, solver, "beta") if throw else result

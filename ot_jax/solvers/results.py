@@ -214,8 +214,8 @@ def _refuse_derivative(value: jax.Array, what: str, solver_hint: str) -> jax.Arr
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["geom", "a", "b", "f", "g", "plan_epsilon", "cost", "reg_cost", "lower_bound", "upper_bound", "converged", "n_iters", "errors",
-                                "status"],
+                   data_fields=["geom", "a", "b", "f", "g", "plan_epsilon", "plan_correction", "cost", "reg_cost",
+                                "lower_bound", "upper_bound", "converged", "n_iters", "errors", "status"],
                    meta_fields=["grad_mode"])
 @dataclasses.dataclass(frozen=True)
 class EntropicResult:
@@ -238,10 +238,12 @@ class EntropicResult:
       lower_bound: scalar certified lower bound on the exact OT value, the dual
         objective of the c-transformed potentials (``<a, g^c> + <b, g>``).
       upper_bound: scalar certified upper bound on the exact OT value, the cost of
-        the feasible plan obtained by rounding the returned plan onto the marginals
-        (Altschuler, Weed & Rigollet 2017; five lazy passes). ``lower_bound <= W <=
-        upper_bound``; ``gap`` is their difference. (``status`` does not yet use it:
-        Sinkhorn stops on the marginal error, IPOT on its one-pass gap estimate.)
+        the feasible plan obtained by rounding the plan onto the marginals
+        (Altschuler, Weed & Rigollet 2017; four lazy passes). ``lower_bound <= W <=
+        upper_bound``; ``gap`` is their difference.
+      plan_correction: ``([n], [m])`` rank-one term of the plan, which is
+        ``exp((f + g - C) / plan_epsilon) + outer(*plan_correction)``: zeros, except in
+        the feasible plan of :meth:`rounded`.
       converged: scalar bool, ``status == Status.CONVERGED``; n_iters: scalar int.
       errors: ``[max_iters // check_every]`` stopping-rule values, one per check,
         ``-1`` after the loop stopped.
@@ -257,6 +259,7 @@ class EntropicResult:
     f: jax.Array
     g: jax.Array
     plan_epsilon: jax.Array
+    plan_correction: tuple[jax.Array, jax.Array]
     cost: jax.Array
     reg_cost: jax.Array
     lower_bound: jax.Array
@@ -276,6 +279,23 @@ class EntropicResult:
         """Scalar ``upper_bound - lower_bound >= 0``: the certified width around the exact OT value."""
         return self.upper_bound - self.lower_bound
 
+    def rounded(self) -> "EntropicResult":
+        """This result with its plan rounded onto the marginals ``a``, ``b`` (a feasible plan).
+
+        Altschuler, Weed & Rigollet (2017): rows scaled down to at most ``a``, columns
+        to at most ``b``, plus the rank-one term that restores both exactly; four lazy
+        passes. ``plan``, ``apply`` and ``marginals`` of the returned result are those
+        of the feasible plan (marginals exact to the dtype's rounding), ``cost`` is its
+        cost (``= upper_bound``); the other fields are unchanged. Differentiable like
+        the plan itself (``grad_mode`` ``"implicit"`` or ``"unroll"``).
+        """
+        self._unbatched("rounded()")
+        from ot_jax.solvers._entropic import round_plan  # _entropic builds results: import at call time
+
+        rounding = round_plan(self.geom, self.a, self.b, self.f, self.g, self.plan_epsilon)
+        return dataclasses.replace(self, f=rounding.f, g=rounding.g, plan_correction=(rounding.rows, rounding.cols),
+                                   cost=self._checked(rounding.upper, "rounded().cost"))
+
     def _unbatched(self, what: str) -> None:
         if jnp.ndim(self.f) != 1:
             raise ValueError(f"EntropicResult.{what}: this result holds a batch of problems (f has shape "
@@ -292,18 +312,25 @@ class EntropicResult:
     def plan(self) -> jax.Array:
         """``[n, m]`` materialised plan."""
         self._unbatched("plan")
-        return self._checked(self.geom.plan(self.f, self.g, self.plan_epsilon), "the plan")
+        rows, cols = self.plan_correction
+        plan = self.geom.plan(self.f, self.g, self.plan_epsilon) + rows[:, None] * cols[None, :]
+        return self._checked(plan, "the plan")
 
     def apply(self, vec: jax.Array, axis: int = 1) -> jax.Array:
         """``P vec`` (axis=1, ``vec: [m]``) or ``P^T vec`` (axis=0, ``vec: [n]``), never storing P."""
         self._unbatched("apply")
-        return self._checked(self.geom.apply_plan(self.f, self.g, self.plan_epsilon, vec, axis), "apply(...)")
+        rows, cols = self.plan_correction if axis == 1 else self.plan_correction[::-1]
+        out = self.geom.apply_plan(self.f, self.g, self.plan_epsilon, vec, axis)
+        out = out + rows.reshape(rows.shape + (1,) * (jnp.ndim(vec) - 1)) * jnp.tensordot(cols, vec, axes=1)
+        return self._checked(out, "apply(...)")
 
     @property
     def marginals(self) -> tuple[jax.Array, jax.Array]:
         """Row sums ``[n]`` and column sums ``[m]`` of the plan."""
         self._unbatched("marginals")
-        return self._checked(self.geom.marginals(self.f, self.g, self.plan_epsilon), "the marginals")
+        rows, cols = self.plan_correction
+        row_sums, col_sums = self.geom.marginals(self.f, self.g, self.plan_epsilon)
+        return self._checked((row_sums + rows * jnp.sum(cols), col_sums + cols * jnp.sum(rows)), "the marginals")
 
     @property
     def marginal_error(self) -> jax.Array:

@@ -160,13 +160,16 @@ def test_cost_gradient_is_not_the_plan_fixed_one():
     """The measured defect: differentiating .cost must not return the plan-fixed (envelope) gradient."""
     loss = lambda x, mode: ot_jax.sinkhorn(ot_jax.PointCloud(x, Y), A, B, epsilon=0.5, tol=1e-13,
                                            max_iters=1000, grad_mode=mode).cost
-    d = RNG.normal(size=X.shape)
+    d = np.random.default_rng(11).normal(size=X.shape)  # own generator: independent of test order
     value = jax.jit(lambda x: loss(x, "implicit"))
     fd = (value(X + 1e-6 * d) - value(X - 1e-6 * d)) / 2e-6
-    slope = {mode: np.vdot(jax.jit(jax.grad(lambda x: loss(x, mode)))(X), d)
+    grads = {mode: np.asarray(jax.jit(jax.grad(lambda x: loss(x, mode)))(X))
              for mode in ("implicit", "unroll", "envelope")}
-    assert abs(slope["implicit"] - fd) < 1e-5 * abs(fd) and abs(slope["unroll"] - fd) < 1e-5 * abs(fd)
-    assert abs(slope["envelope"] - fd) > 1e-2 * abs(fd)
+    for mode in ("implicit", "unroll"):
+        assert abs(np.vdot(grads[mode], d) - fd) < 1e-5 * abs(fd), mode
+    np.testing.assert_allclose(grads["unroll"], grads["implicit"], rtol=1e-6, atol=1e-9)
+    # The plan-fixed gradient is off by far more than the solver's accuracy.
+    assert np.linalg.norm(grads["envelope"] - grads["implicit"]) > 1e-2 * np.linalg.norm(grads["implicit"])
 
 
 @pytest.mark.parametrize("field", ["plan", "marginals"])
