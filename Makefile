@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_train.py
 	$(PY) scripts/bench_flows.py
 	$(PY) scripts/bench_grad.py
+	$(PY) scripts/bench_eager.py
 	$(PY) scripts/ipot_status_table.py
 
 figures: $(VENV)/.installed-run

@@ -13,7 +13,7 @@ from ot_jax.solvers.results import EntropicResult, Status
 GRAD_MODES = {
     "implicit": "iterate without tracking derivatives (a while loop that stops at tol), then attach "
     "to the potentials the derivative of the optimality conditions (implicit function theorem, one "
-    "adjoint linear solve by conjugate gradients, lazy for point clouds): every output (cost, "
+    "adjoint linear solve: conjugate gradients, lazy for point clouds; GMRES on the barycenter sweep): every output (cost, "
     "reg_cost, plan, apply, marginals, f, g) is differentiable in every input, forward and reverse "
     "mode, second order included; memory as the forward pass",
     "envelope": "iterate without tracking derivatives, then differentiate by the envelope (Danskin) "
@@ -31,7 +31,9 @@ applies to it): :func:`ot_jax.sinkhorn` and :func:`ot_jax.losses.minibatch.sinkh
 ``"implicit"`` (default), ``"envelope"`` and ``"unroll"``; :func:`ot_jax.ipot` and
 :func:`ot_jax.losses.minibatch.ipot_loss` take ``"envelope"`` (default: the gradient of the
 exact OT value) and ``"unroll"``; :func:`ot_jax.barycenter`, whose output ``q`` is not a value
-function (no envelope theorem), takes ``"forward"`` (default) and ``"unroll"``."""
+function (no envelope theorem), takes ``"implicit"`` (default for ``method="sinkhorn"``: the
+derivative of the fixed point of the barycenter sweep), ``"forward"`` (default for
+``method="ipot"``) and ``"unroll"``."""
 
 
 def safe_log(w: jax.Array) -> jax.Array:

@@ -96,6 +96,7 @@ import numpy as np
 
 from ot_jax.geometry import AbstractGeometry, Geometry, as_geometry
 from ot_jax.solvers import _entropic
+from ot_jax.solvers._implicit import ImplicitOptions, implicit_fixed_point
 from ot_jax.solvers.ipot import DEFAULT_RELATIVE_BETA
 from ot_jax.solvers.loop import fixed_point_loop
 from ot_jax._checks import check_positive, concrete_true
@@ -105,7 +106,7 @@ __all__ = ["barycenter", "BarycenterResult"]
 
 _METHODS = ("ipot", "sinkhorn")
 _MODES = ("log", "scaling")
-_GRAD_MODES = ("forward", "unroll")  # meanings: ot_jax.solvers._entropic.GRAD_MODES
+_GRAD_MODES = ("implicit", "forward", "unroll")  # meanings: ot_jax.solvers._entropic.GRAD_MODES
 
 
 def _map_batch(fn, n_batch: int):
@@ -269,7 +270,8 @@ def barycenter(
     max_iters: int = 10000,
     check_every: int = 10,
     keep_best: bool = True,
-    grad_mode: Literal["forward", "unroll"] = "forward",
+    grad_mode: Literal["implicit", "forward", "unroll"] | None = None,
+    implicit: ImplicitOptions = ImplicitOptions(),
     throw: bool = False,
 ) -> BarycenterResult:
     """Fixed-support Wasserstein barycenter of histograms: exact (IPOT) or entropic (Sinkhorn / IBP).
@@ -317,13 +319,26 @@ def barycenter(
       keep_best: IPOT only: return the checked iterate with the smallest error
         (default), or the last one.
       max_iters: iteration cap (static); check_every: iterations per check (static).
-      grad_mode: ``"forward"`` (default: a while loop that stops at ``tol``;
-        forward-mode derivatives ``jax.jvp``/``jax.jacfwd`` work, ``jax.grad``
-        does not) or ``"unroll"`` (a scan over ``max_iters`` steps, freezing the
-        state once converged: ``jax.grad`` backpropagates through the iterations;
-        keep ``max_iters`` small, and the measures strictly positive). The
-        vocabulary is :data:`ot_jax.solvers._entropic.GRAD_MODES`; there is no
-        ``"envelope"`` mode here (``q`` is not a value function).
+      grad_mode: how derivatives are taken (the vocabulary of
+        :data:`ot_jax.solvers._entropic.GRAD_MODES`; None: ``"implicit"`` for
+        ``method="sinkhorn"``, ``"forward"`` for ``method="ipot"``).
+        ``"implicit"`` (Sinkhorn only): the loop runs without tracking derivatives,
+        then the row potentials get the derivative of the fixed point of the
+        barycenter sweep (implicit function theorem, one GMRES solve per tangent:
+        :func:`~ot_jax.solvers._implicit.implicit_fixed_point`), so ``barycenter``,
+        ``f``, ``g``, ``cost``, ``costs``, ``plans``, ``apply`` and ``marginals``
+        differentiate exactly in the measures, the weights, the geometry and
+        ``epsilon``, by ``jax.grad`` or ``jax.jvp``, for strictly positive measures
+        (a zero bin has no derivative in its own mass). ``"forward"``: a while loop
+        that stops at ``tol``; forward-mode derivatives (``jax.jvp``/``jax.jacfwd``)
+        through the iterations work, ``jax.grad`` does not. ``"unroll"``: a scan over
+        ``max_iters`` steps, freezing the state once converged, ``jax.grad``
+        backpropagates through the iterations (keep ``max_iters`` small and the
+        measures strictly positive). The IPOT barycenter converges to the LP
+        barycenter, which is piecewise in its inputs, so it has no ``"implicit"``
+        mode; there is no ``"envelope"`` mode (``q`` is not a value function).
+      implicit: :class:`~ot_jax.solvers._implicit.ImplicitOptions` of the GMRES
+        solve in ``grad_mode="implicit"``.
       throw: raise (also inside ``jit``) when not converged or on bad input.
 
     Returns:
@@ -353,7 +368,12 @@ def barycenter(
         raise ValueError(f"{solver}: mode must be one of {_MODES}, got {mode!r}")
     if method == "ipot" and mode != "log":
         raise ValueError(f"{solver}: method='ipot' runs in the log domain only (mode='log')")
+    if grad_mode is None:
+        grad_mode = "implicit" if method == "sinkhorn" else "forward"
     _entropic.check_grad_mode(grad_mode, solver, _GRAD_MODES)
+    if method == "ipot" and grad_mode == "implicit":
+        raise ValueError(f"{solver}: grad_mode='implicit' is for method='sinkhorn'; the IPOT barycenter "
+                         "converges to the LP barycenter (piecewise in its inputs): use 'forward' or 'unroll'")
     if int(inner_iters) < 1:
         raise ValueError(f"{solver}: inner_iters must be >= 1, got {inner_iters}")
     if method == "sinkhorn" and epsilon is None:
@@ -411,13 +431,23 @@ def barycenter(
                    keep_best=bool(keep_best))
 
     batch = measures.shape[:-2]
+    # In implicit mode the loop runs on constants; the derivative is attached to its fixed point.
+    attach = grad_mode == "implicit"
+    loop_in = jax.lax.stop_gradient((geom, measures, weights, temp)) if attach else (geom, measures, weights, temp)
+
+    def one(p, bad, p_diff):
+        out = _solve(loop_in[0], p, loop_in[2], loop_in[3], bad, tol, **options)
+        if attach:
+            q, f, g = _implicit_barycenter(geom, p_diff, weights, temp, out[1], implicit)
+            out = (q, f, g, jnp.asarray(temp, out[3].dtype)) + tuple(out[4:])
+        return out
+
     if batch:
-        flat = measures.reshape((-1, n_k, n))
-        solve = jax.vmap(lambda p, bad: _solve(geom, p, weights, temp, bad, tol, **options))
-        out = solve(flat, invalid.reshape(-1))
+        flat = lambda x: x.reshape((-1, n_k, n))
+        out = jax.vmap(one)(flat(loop_in[1]), invalid.reshape(-1), flat(measures))
         out = jax.tree_util.tree_map(lambda x: x.reshape(batch + x.shape[1:]), out)
     else:
-        out = _solve(geom, measures, weights, temp, invalid, tol, **options)
+        out = one(loop_in[1], invalid, measures)
     q, f, g, eps, loop_n, errors, last, stalled, invalid = out
     finite = jnp.all(jnp.isfinite(q), axis=-1) & ~jnp.isnan(last)
     converged = (last <= tol) & finite & ~invalid
@@ -434,6 +464,47 @@ def barycenter(
                                   parameter).cost
         result = dataclasses.replace(result, barycenter=checked[0], f=checked[1], g=checked[2])
     return result
+
+
+def _sweep(geom, p, lam, eps, f):
+    """One log-domain Sinkhorn-barycenter sweep from row potentials ``f: [K, m]``.
+
+    Returns ``(f_new [K, m], g [K, n], log_q [m])``: ``g`` makes the columns exact
+    (``p_k``), ``q`` is the weighted geometric mean of the row marginals, and
+    ``f_new`` makes the rows exact (``q``).
+    """
+    log_p = _entropic.safe_log(p)
+    active = lam > 0
+    lse = lambda h, axis: jax.vmap(lambda hk: geom.lse(hk, eps, axis))(h)
+    g = jnp.where(p > 0, eps * (log_p - lse(f, axis=0)), -jnp.inf)
+    log_s = lse(g, axis=1)
+    log_r = jnp.where(active[:, None], f / eps + log_s, 0.0)
+    log_q = jnp.sum(jnp.where(active[:, None], lam[:, None] * log_r, 0.0), axis=0)
+    return eps * (log_q[None, :] - log_s), g, log_q
+
+
+def _normalise(f, lam):
+    """Pick the representative of ``f: [K, m]`` the sweep's fixed point is unique as.
+
+    The sweep leaves ``h = sum_k lambda_k f_k`` unchanged (``f_k <- f_k + eps (log q - log r_k)``
+    and ``log q = sum_k lambda_k log r_k``), and the barycenter's optimality condition is that
+    ``h`` is constant over the support; so its fixed points form a family, which
+    ``f_k - (h - mean(h))`` (measures with ``lambda_k > 0``) collapses onto the optimal one.
+    Then each ``f_k`` is centred: ``f_k + c_k`` (with ``g_k - c_k``) leaves every plan unchanged.
+    """
+    active = (lam > 0)[:, None]
+    h = jnp.sum(jnp.where(active, lam[:, None] * f, 0.0), axis=0)
+    f = jnp.where(active, f - (h - jnp.mean(h))[None, :], f)
+    return f - jnp.mean(f, axis=-1, keepdims=True)
+
+
+def _implicit_barycenter(geom, p, lam, eps, f, options):
+    """``(q [m], f [K, m], g [K, n])`` from converged row potentials ``f``, differentiable in
+    ``(geom, p, lam, eps)`` as the fixed point of :func:`_sweep` (normalised by :func:`_normalise`)."""
+    step = lambda x, theta: _normalise(_sweep(*theta, x)[0], theta[2])
+    f_star = implicit_fixed_point(step, (geom, p, lam, eps), _normalise(f, lam), options)
+    f, g, log_q = _sweep(geom, p, lam, eps, f_star)
+    return jnp.exp(log_q), f, g
 
 
 def _barycenter_lower_bound(geom, p, lam, f, temp):

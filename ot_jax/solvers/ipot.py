@@ -26,6 +26,7 @@ with the smallest gap is returned.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
@@ -141,6 +142,21 @@ def ipot(
     if tol is None:
         tol = 1e-3 if jnp.finfo(dtype).bits <= 32 else 1e-4
 
+    result = _solve(geom, a, b, beta, max_cost, invalid, tol, grad_mode=grad_mode, inner_iters=int(inner_iters),
+                    max_iters=int(max_iters), check_every=int(check_every), keep_best=bool(keep_best))
+    return raise_on_status(result, solver, "beta") if throw else result
+
+
+@functools.partial(jax.jit, static_argnames=("grad_mode", "inner_iters", "max_iters", "check_every", "keep_best"))
+def _solve(geom, a, b, beta, max_cost, invalid, tol, *, grad_mode, inner_iters, max_iters, check_every,
+           keep_best):
+    """The proximal iterations and the result, for checked inputs (see :func:`ipot`).
+
+    Jitted (settings static; ``tol``, ``beta`` and the inputs dynamic), so repeated eager
+    calls reuse one compiled program; inside an outer ``jit``/``vmap``/``grad`` it is inlined.
+    """
+    dtype = geom.dtype
+    n, m = geom.shape
     if grad_mode == "envelope":
         a_s, b_s, geom_s, beta_s = jax.lax.stop_gradient((a, b, geom, beta))
     else:
@@ -177,7 +193,7 @@ def ipot(
             err = jnp.where(jnp.all(~jnp.isnan(big_f)), err, jnp.nan)
             # Keep the iterate with the smallest error: in float32 the plan's exponents lose
             # ~t * 6e-8 * max C / beta of accuracy, so late iterates can drift.
-            better = (err < best[3]) | ~keep_best
+            better = (err < best[3]) | (not keep_best)
             pick = lambda new, old: jnp.where(better, new, old)
             best = (pick(f, best[0]), pick(g, best[1]), pick(t1, best[2]), pick(err, best[3]), t1,
                     pick(lower, best[5]))
@@ -205,4 +221,4 @@ def ipot(
     result = _entropic.entropic_result(geom, a, b, f, g, eps_final, loop, invalid,
                                        grad_mode=grad_mode, regularised=False, tol=tol, stalled=stalled,
                                        clip_cost=True, lower_bound=loop.state[3][5])
-    return raise_on_status(result, solver, "beta") if throw else result
+    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
@@ -103,6 +104,7 @@ def sinkhorn(
     eps = jnp.asarray(epsilon, dtype)
     if relative_epsilon:
         eps = eps * jax.lax.stop_gradient(geom.mean_cost())
+    eps0 = None
     if epsilon_init is not None:
         invalid = invalid | check_positive(epsilon_init, "epsilon_init", solver)
         if not 0.0 < epsilon_decay < 1.0:
@@ -129,6 +131,24 @@ def sinkhorn(
     if mode == "scaling" and epsilon_init is not None:
         raise ValueError(f"{solver}: epsilon scaling needs mode='log'")
 
+    result = _solve(geom, a, b, eps, eps0, init, invalid, tol, mode=mode, grad_mode=grad_mode,
+                    max_iters=int(max_iters), check_every=int(check_every), epsilon_decay=float(epsilon_decay))
+    messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: a NaN or inf appeared in the iterates "
+                "(mode='scaling' underflows for small epsilon: use mode='log'; or check the inputs)"}
+    return raise_on_status(result, solver, "epsilon", messages=messages) if throw else result
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "grad_mode", "max_iters", "check_every", "epsilon_decay"))
+def _solve(geom, a, b, eps, eps0, init, invalid, tol, *, mode, grad_mode, max_iters, check_every,
+           epsilon_decay):
+    """The iterations and the result, for checked inputs (see :func:`sinkhorn`).
+
+    Jitted (settings static; ``tol``, ``eps`` and the inputs dynamic), so repeated eager
+    calls reuse one compiled program; inside an outer ``jit``/``vmap``/``grad`` it is inlined.
+    ``eps0`` (start of the epsilon schedule) and ``init`` may be None.
+    """
+    dtype = geom.dtype
+    n, m = geom.shape
     if grad_mode == "unroll":
         a_s, b_s, geom_s, eps_s = a, b, geom, eps
     else:
@@ -136,7 +156,7 @@ def sinkhorn(
     log_a, log_b = _entropic.log_or_zero(a_s), _entropic.log_or_zero(b_s)
 
     def eps_at(it):
-        if epsilon_init is None:
+        if eps0 is None:
             return eps_s
         return jnp.maximum(eps_s, eps0 * epsilon_decay ** it.astype(dtype))
 
@@ -191,6 +211,4 @@ def sinkhorn(
 
     result = _entropic.entropic_result(geom, a, b, f, g, eps, loop, invalid,
                                        grad_mode=grad_mode, regularised=True, tol=tol)
-    messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: a NaN or inf appeared in the iterates "
-                "(mode='scaling' underflows for small epsilon: use mode='log'; or check the inputs)"}
-    return raise_on_status(result, solver, "epsilon", messages=messages) if throw else result
+    return result

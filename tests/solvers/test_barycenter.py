@@ -330,7 +330,8 @@ C4 = np.abs(np.arange(4.0)[:, None] - np.arange(4.0)[None, :])
         (P2, C4, dict(epsilon=0.1), r"epsilon is for method='sinkhorn'"),
         (P2, C4, dict(method="lp"), r"method must be one of"),
         (P2, C4, dict(mode="scaling"), r"method='ipot' runs in the log domain only"),
-        (P2, C4, dict(grad_mode="implicit"), r"grad_mode must be one of"),
+        (P2, C4, dict(grad_mode="implicit"), r"grad_mode=.implicit. is for method=.sinkhorn."),
+        (P2, C4, dict(grad_mode="envelope"), r"grad_mode must be one of"),
         (P2, np.where(C4 > 2, np.inf, C4), {}, r"the costs contain NaN or inf"),
     ],
 )
@@ -346,3 +347,34 @@ def test_ipot_gaussians_float64_tight(gaussians):
     out = ot_jax.barycenter(p, cost, tol=1e-6, max_iters=100000)
     mean, std = moments(x, out.barycenter)
     assert abs(mean - 0.5) < 1e-5 and abs(std - 0.05) < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["log", "scaling"])
+def test_implicit_grad_of_every_input_matches_finite_differences(rng, mode):
+    """Default Sinkhorn barycenter: d(q . w + cost) in the points, measures, weights and epsilon."""
+    n = 10
+    x = jnp.asarray(rng.normal(size=(n, 2)))
+    p = jnp.asarray(rng.dirichlet(np.ones(n), size=3))
+    lam = jnp.asarray([0.2, 0.5, 0.3])
+    w = jnp.asarray(rng.normal(size=n))
+
+    @jax.jit
+    def loss(x, p, lam, eps):
+        out = ot_jax.barycenter(p, ot_jax.PointCloud(x, x), weights=lam, method="sinkhorn", epsilon=eps,
+                                mode=mode, tol=1e-13, max_iters=20000)
+        return jnp.sum(out.barycenter * w) + 0.1 * out.cost
+
+    args = (x, p, lam, jnp.asarray(0.3))
+    grads = jax.grad(loss, argnums=(0, 1, 2, 3))(*args)
+    # Directions that keep the masses equal and the weights summing to 1.
+    dirs = [rng.normal(size=x.shape), rng.normal(size=p.shape), rng.normal(size=3), np.ones(())]
+    dirs[1] -= dirs[1].mean(axis=1, keepdims=True)
+    dirs[2] -= dirs[2].mean()
+    h = 1e-6
+    for i, (g, d) in enumerate(zip(grads, dirs)):
+        shift = lambda t: [a + t * d if j == i else a for j, a in enumerate(args)]
+        fd = (float(loss(*shift(h))) - float(loss(*shift(-h)))) / (2 * h)
+        assert abs(float(jnp.sum(g * d)) - fd) <= 1e-6 * max(1.0, abs(fd)), (i, float(jnp.sum(g * d)), fd)
+    # Forward mode agrees with reverse mode.
+    jvp = jax.jvp(lambda x_: loss(x_, *args[1:]), (x,), (jnp.asarray(dirs[0]),))[1]
+    np.testing.assert_allclose(float(jvp), float(jnp.sum(grads[0] * dirs[0])), rtol=1e-8)

@@ -63,7 +63,7 @@ def test_grad_mode_one_vocabulary():
         ot_jax.sinkhorn(jnp.ones((3, 3)), epsilon=0.1, grad_mode="forward")
     with pytest.raises(ValueError, match="grad_mode must be one of 'envelope', 'unroll'"):
         ot_jax.ipot(jnp.ones((3, 3)), grad_mode="implicit")
-    with pytest.raises(ValueError, match="grad_mode must be one of 'forward', 'unroll'"):
+    with pytest.raises(ValueError, match="grad_mode must be one of 'implicit', 'forward', 'unroll'"):
         ot_jax.barycenter(jnp.ones((2, 3)) / 3, jnp.ones((3, 3)), grad_mode="envelope")
 
 
