@@ -101,7 +101,6 @@ SLOW_RUNS = {
     "generator_grid",  # = generator_mixture's trainer on another mixture
     # Trainers whose runs the fast suite makes elsewhere, with stronger assertions:
     "spot_w_distance",  # tests/train/test_spot.py, test_runs.py
-    "generator_mixture",  # tests/train/test_generators.py; its run files: generator_digits below
     "wgan_gp_mixture",  # tests/train/test_generators.py; its run files: wgan_mixture below
     "density_gaussian",  # the trainer: tests/train/test_density.py (a short run lowers the KL)
     "spot_digit_pairs",  # = spot_w_distance's trainer with image models (tests/nn: conv critics, generators)

@@ -25,6 +25,7 @@ def _train(tmp_path, overrides, steps=1500):
     return result.history[-1]
 
 
+@pytest.mark.slow  # two 1500-step trainings (20 s); the fast suite runs the trainer in test_experiments.py
 def test_ipot_generator_covers_the_modes_and_sinkhorn_at_large_eps_shrinks(tmp_path, float32):
     ipot = _train(tmp_path / "ipot", ["loss=ipot"])
     sinkhorn = _train(tmp_path / "sinkhorn", ["loss=sinkhorn", "loss.epsilon=1.0"])
