@@ -21,7 +21,7 @@ import abc
 import jax
 import jax.numpy as jnp
 
-__all__ = ["AbstractGeometry", "logsumexp", "log_plan_block"]
+__all__ = ["AbstractGeometry", "logsumexp", "log_plan_block", "log_kernel_block"]
 
 
 def logsumexp(z: jax.Array, axis: int) -> jax.Array:
@@ -38,6 +38,17 @@ def log_plan_block(c: jax.Array, fi: jax.Array, gj: jax.Array, eps) -> jax.Array
     fin_i, fin_j = fi > -jnp.inf, gj > -jnp.inf
     z = (jnp.where(fin_i, fi, 0.0)[:, None] + jnp.where(fin_j, gj, 0.0)[None, :] - c) / eps
     return jnp.where(fin_i[:, None] & fin_j[None, :], z, -jnp.inf)
+
+
+def log_kernel_block(c: jax.Array, h: jax.Array, eps, axis: int) -> jax.Array:
+    """``(h - C) / eps`` for the soft-min: ``h: [m]`` along columns (axis=1) or ``[k]`` along rows (axis=0).
+
+    ``c: [k, m]``. A potential of ``-inf`` gives ``-inf`` through a ``where``, so the
+    derivative in ``eps`` stays finite there (``d/deps (-inf / eps)`` would be NaN).
+    """
+    h = h[None, :] if axis == 1 else h[:, None]
+    live = h > -jnp.inf
+    return jnp.where(live, (jnp.where(live, h, 0.0) - c) / eps, -jnp.inf)
 
 
 class AbstractGeometry(abc.ABC):
@@ -77,7 +88,7 @@ class AbstractGeometry(abc.ABC):
         axis=1: ``h: [m]`` -> ``[n]``, ``LSE_j((h_j - C_ij) / eps)``.
         axis=0: ``h: [n]`` -> ``[m]``, ``LSE_i((h_i - C_ij) / eps)``.
         """
-        fn = lambda c, hh: (logsumexp((hh[None, :] - c) / eps, axis=1),)
+        fn = lambda c, hh: (logsumexp(log_kernel_block(c, hh, eps, 1), axis=1),)
         if axis == 1:
             return self._row_reduce(fn, (), (h,))[0]
         return self._col_reduce(fn, (), (h,))[0]

@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ot_jax.geometry.base import AbstractGeometry, logsumexp
+from ot_jax.geometry.base import AbstractGeometry, log_kernel_block, logsumexp
 
 __all__ = ["Geometry", "as_geometry"]
 
@@ -51,9 +51,7 @@ class Geometry(AbstractGeometry):
 
     # Hot paths reduce along the stored layout instead of through a transpose.
     def lse(self, h, eps, axis):
-        if axis == 1:
-            return logsumexp((h[None, :] - self.cost) / eps, axis=1)
-        return logsumexp((h[:, None] - self.cost) / eps, axis=0)
+        return logsumexp(log_kernel_block(self.cost, h, eps, axis), axis=axis)
 
     def kernel_apply(self, v, eps, axis):
         kernel = jnp.exp(-self.cost / eps)

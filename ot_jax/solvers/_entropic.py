@@ -139,7 +139,9 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
     to the solver's own ``lower_bound`` where given) and are constants.
     ``clip_cost=True`` (IPOT, whose target is the exact value) moves the value of
     ``cost`` into ``[lower_bound, upper_bound]``, which can only bring it closer to the
-    exact value; its gradient stays that of ``<C, P>``.
+    exact value. With ``"envelope"`` its gradient stays ``d/dC = P`` (the gradient of the
+    exact value at convergence); with ``"unroll"`` it is the derivative of the clipped
+    value itself (the bounds are differentiated through the iterations).
     """
     if grad_mode == "envelope":
         a_s, b_s, eps_s = jax.lax.stop_gradient((a, b, eps))
@@ -169,7 +171,13 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
         cost = geom.transport_cost(f, g, eps, plan_gradient=True)
         reg_cost = _dual_objective(geom, a, b, f, g, eps) if regularised else cost
     if clip_cost:
-        cost = cost + jax.lax.stop_gradient(jnp.clip(cost, lower, upper) - cost)
+        if grad_mode == "unroll":
+            # The derivative of the reported value: the bounds it is clipped to are live.
+            live = round_plan(geom, a, b, f, g, eps)
+            live_lower = live.lower if lower_bound is None else jnp.maximum(live.lower, lower_bound)
+            cost = jnp.clip(cost, live_lower, live.upper)
+        else:
+            cost = cost + jax.lax.stop_gradient(jnp.clip(cost, lower, upper) - cost)
         reg_cost = cost
 
     last = loop.last_error

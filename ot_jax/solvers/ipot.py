@@ -172,18 +172,26 @@ def _solve(geom, a, b, beta, max_cost, invalid, tol, *, grad_mode, inner_iters, 
         t1 = it.astype(dtype) + 1.0
         eps = beta_s / t1  # temperature of Q = exp(-C/beta) * P(t) = exp((F + G - (t+1) C) / beta)
 
+        # Points of zero weight carry -inf; every expression below sees 0 there and puts the
+        # -inf back with a where, so derivatives (in beta too) stay finite: d/dbeta of
+        # -inf / beta would be 0 * inf = NaN.
+        live_f, live_g = a_s > 0, b_s > 0
+        finite = lambda h, live: jnp.where(live, h, 0.0)
+        masked = lambda h, live: jnp.where(live, h, -jnp.inf)
+
         def sweep(_, uv):
-            log_u = log_a - big_f / beta_s - geom_s.lse((big_g + beta_s * uv[1]) / t1, eps, axis=1)
-            log_u = jnp.where(a_s > 0, log_u, -jnp.inf)
-            f_plan = (big_f + beta_s * log_u) / t1
-            log_v = log_b - big_g / beta_s - geom_s.lse(f_plan, eps, axis=0)
-            return log_u, jnp.where(b_s > 0, log_v, -jnp.inf)
+            g_plan = masked((finite(big_g, live_g) + beta_s * finite(uv[1], live_g)) / t1, live_g)
+            log_u = log_a - finite(big_f, live_f) / beta_s - geom_s.lse(g_plan, eps, axis=1)
+            log_u = masked(log_u, live_f)
+            f_plan = masked((finite(big_f, live_f) + beta_s * finite(log_u, live_f)) / t1, live_f)
+            log_v = log_b - finite(big_g, live_g) / beta_s - geom_s.lse(f_plan, eps, axis=0)
+            return log_u, masked(log_v, live_g)
 
         log_u, log_v = jax.lax.fori_loop(0, inner_iters, sweep, (jnp.zeros_like(big_f), log_v))
         # P(t+1) = diag(u) Q diag(v): fold the scalings into the accumulated potentials,
         # recentred (F + c, G - c leaves P unchanged) so float32 keeps its digits.
-        big_f = jnp.where(a_s > 0, big_f + beta_s * log_u, -jnp.inf)
-        big_g = jnp.where(b_s > 0, big_g + beta_s * log_v, -jnp.inf)
+        big_f = masked(finite(big_f, live_f) + beta_s * finite(log_u, live_f), live_f)
+        big_g = masked(finite(big_g, live_g) + beta_s * finite(log_v, live_g), live_g)
         shift = _entropic.masked_dot(a_s, big_f) / mass
         big_f, big_g = big_f - shift, big_g + shift
         err = jnp.zeros((), dtype)

@@ -107,7 +107,7 @@ def raise_on_status(result, solver: str, parameter: str | None = None, *, messag
     if is_concrete(status):
         for code in np.unique(np.asarray(status)):
             if int(code) != Status.CONVERGED:
-                raise SolverError(texts[Status(int(code))])
+                raise SolverError(texts[Status(int(code))] + _certificate(result))
         return result
     value = getattr(result, field)
     for code, message in texts.items():
@@ -127,7 +127,16 @@ def check_status(result, solver: str = "solver") -> None:
     codes = np.unique(np.asarray(result.status))
     for code in codes:
         if int(code) != Status.CONVERGED:
-            raise SolverError(status_message(Status(int(code)), solver))
+            raise SolverError(status_message(Status(int(code)), solver) + _certificate(result))
+
+
+def _certificate(result) -> str:
+    """`` (certified: lower <= W <= upper, gap ...)`` for a concrete unbatched result with both bounds, else ``""``."""
+    lower, upper = getattr(result, "lower_bound", None), getattr(result, "upper_bound", None)
+    if lower is None or upper is None or not (is_concrete(lower) and is_concrete(upper)) or np.ndim(lower) != 0:
+        return ""
+    lower, upper = float(lower), float(upper)
+    return f" (certified: {lower:.6g} <= W <= {upper:.6g}, gap {upper - lower:.3g})"
 
 
 def _describe(value) -> str:
@@ -231,8 +240,10 @@ class EntropicResult:
       f: ``[n]``, g: ``[m]`` potentials of the plan.
       plan_epsilon: scalar temperature of the plan (``epsilon`` for Sinkhorn;
         ``beta / t`` after ``t`` IPOT steps).
-      cost: scalar transport cost ``<C, P>``. Differentiable by the envelope
-        theorem by default (``d/dC = P``), or by unrolling.
+      cost: scalar transport cost ``<C, P>`` (IPOT: moved into ``[lower_bound,
+        upper_bound]``). Differentiated as ``grad_mode`` says: Sinkhorn's default
+        ``"implicit"`` and ``"unroll"`` give its exact derivative; IPOT's default
+        ``"envelope"`` gives ``d/dC = P``, the gradient of the exact value at convergence.
       reg_cost: scalar regularised objective ``<C, P> + eps KL(P | a b^T)``
         (Sinkhorn; for IPOT equal to ``cost``).
       lower_bound: scalar certified lower bound on the exact OT value, the dual
@@ -240,7 +251,8 @@ class EntropicResult:
       upper_bound: scalar certified upper bound on the exact OT value, the cost of
         the feasible plan obtained by rounding the plan onto the marginals
         (Altschuler, Weed & Rigollet 2017; four lazy passes). ``lower_bound <= W <=
-        upper_bound``; ``gap`` is their difference.
+        upper_bound``; ``gap`` is their difference. Both bounds are certificates
+        and carry no derivative (constants under ``jax.grad``).
       plan_correction: ``([n], [m])`` rank-one term of the plan, which is
         ``exp((f + g - C) / plan_epsilon) + outer(*plan_correction)``: zeros, except in
         the feasible plan of :meth:`rounded`.

@@ -124,3 +124,18 @@ def test_ipot_zero_weights(rng):
     assert np.isfinite(float(out.cost))
     assert abs(float(out.cost) - ot.emd2(a, b, cost)) / ot.emd2(a, b, cost) < 1e-4
     assert float(np.abs(np.asarray(out.plan)[3]).sum()) == 0.0
+
+
+def test_float32_stall_names_the_certified_interval(float32):
+    """Where float32 cannot reach tol, STALLED says so with the interval, and the interval holds W."""
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(100, 2)), rng.uniform(size=(100, 2))
+    geom = ot_jax.PointCloud(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    out = ot_jax.ipot(geom)
+    assert int(out.status) == Status.STALLED
+    exact = ot.emd2(np.full(100, 0.01), np.full(100, 0.01), ot.dist(x, y))
+    assert float(out.lower_bound) * (1 - 1e-6) <= exact <= float(out.upper_bound) * (1 + 1e-6)
+    with pytest.raises(ot_jax.SolverError, match=r"STALLED: .* \(certified: [0-9.e-]+ <= W <= [0-9.e-]+, gap"):
+        ot_jax.check_status(out, "ipot")
+    with pytest.raises(ot_jax.SolverError, match="certified:"):
+        ot_jax.ipot(geom, throw=True)
