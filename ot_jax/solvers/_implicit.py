@@ -17,7 +17,7 @@ The linear system is solved on the Schur complement of the larger block,
 
     S = diag(c) - P^T diag(1/r) P      ([m, m] when m <= n),
 
-by conjugate gradients (:class:`lineax.CG`), with products by ``P`` and ``P^T``
+by conjugate gradients (:func:`conjugate_gradients`), with products by ``P`` and ``P^T``
 evaluated lazily, so a :class:`~ot_jax.PointCloud` never stores ``[n, m]`` in the
 backward pass either. ``S`` is singular along the constant vector (``f + t``,
 ``g - t`` leave ``P`` unchanged); a rank-one term ``mean(c) 1 1^T / m`` removes that
@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-__all__ = ["ImplicitOptions", "implicit_fixed_point", "implicit_potentials"]
+__all__ = ["ImplicitOptions", "implicit_fixed_point", "implicit_potentials", "conjugate_gradients"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +96,7 @@ def _schur_solve(r, c, p_v, pt_u, u, v, options):
     bits = jnp.finfo(dtype).bits
     tol = options.tol if options.tol is not None else (1e-10 if bits >= 64 else 1e-4)
     max_steps = options.max_steps if options.max_steps is not None else max(200, 4 * int(c.shape[0]))
-    structure = jax.ShapeDtypeStruct(c.shape, dtype)
-
-    def cg(matvec, b):
-        operator = lx.FunctionLinearOperator(matvec, structure, tags=lx.positive_semidefinite_tag)
-        return lx.linear_solve(operator, b, lx.CG(rtol=tol, atol=0.0, max_steps=max_steps), throw=False).value
+    cg = functools.partial(conjugate_gradients, tol=tol, max_steps=max_steps)
 
     rhs = (v - pt_u(inv_r * u)) / scale
     # custom_linear_solve owns the transposition (S is symmetric, so the transposed solve
@@ -110,6 +106,41 @@ def _schur_solve(r, c, p_v, pt_u, u, v, options):
     y = jnp.where(live_c, y, 0.0)
     x = inv_r * (u - p_v(y))
     return x, y
+
+
+def conjugate_gradients(matvec, b: jax.Array, *, tol: float, max_steps: int) -> jax.Array:
+    """``y`` with ``matvec(y) ~ b`` for a symmetric positive semi-definite ``matvec`` (``b: [m]``).
+
+    Stops when ``|r| <= tol |b|``, after ``max_steps``, or when the curvature ``p^T A p``
+    is no longer positive (rounding has exhausted the dtype; the current iterate is
+    returned, CG's best so far in the energy norm). Written here rather than taken
+    from :class:`lineax.CG`, which flags breakdown once ``p^T A p <= 100 m eps_dtype
+    p^T r`` and then returns NaN: in float32 at m = 10,000 that threshold is 0.12
+    ``p^T r``, above the small eigenvalues of a well-posed Schur complement, and the
+    gradient came back NaN.
+    """
+    b_norm2 = jnp.vdot(b, b)
+    target = (tol ** 2) * b_norm2
+
+    def cond(state):
+        _, _, _, gamma, step, ok = state
+        return ok & (step < max_steps) & (gamma > target)
+
+    def body(state):
+        y, r, p, gamma, step, _ = state
+        ap = matvec(p)
+        curvature = jnp.vdot(p, ap)
+        ok = (curvature > 0) & jnp.isfinite(curvature)
+        alpha = jnp.where(ok, gamma / jnp.where(ok, curvature, 1.0), 0.0)
+        y = y + alpha * p
+        r = r - alpha * ap
+        gamma_new = jnp.vdot(r, r)
+        p = r + jnp.where(ok, gamma_new / jnp.where(gamma > 0, gamma, 1.0), 0.0) * p
+        return y, r, p, jnp.where(ok, gamma_new, gamma), step + 1, ok
+
+    y0 = jnp.zeros_like(b)
+    state = (y0, b, b, b_norm2, jnp.zeros((), jnp.int32), jnp.asarray(True))
+    return jax.lax.while_loop(cond, body, state)[0]
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(6,))
