@@ -131,8 +131,12 @@ def main() -> None:
             if method == "ot_jax unroll" and n > 2000:
                 results[(method, output)] = None  # a scan over max_iters steps of [n] states x blocks: skipped
                 continue
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", method, output, str(n),
-                                   "--repeats", str(repeats)], capture_output=True, text=True)
+            try:  # a row that runs past 15 minutes is reported, not waited for
+                proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", method, output, str(n),
+                                       "--repeats", str(repeats)], capture_output=True, text=True, timeout=900)
+            except subprocess.TimeoutExpired:
+                results[(method, output)] = {"error": "stopped after 15 min"}
+                continue
             if proc.returncode != 0:
                 print(proc.stderr[-2000:], file=sys.stderr)
                 lines_err = [line for line in proc.stderr.splitlines() if "Error" in line] or ["killed"]
