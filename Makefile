@@ -30,6 +30,7 @@ test-slow: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -n auto -m slow
 
 bench: $(VENV)/.installed-dev
+	$(PY) scripts/bench_exact.py
 	$(PY) scripts/bench_discrete.py
 	$(PY) scripts/bench_sliced.py
 	$(PY) scripts/bench_assignment.py

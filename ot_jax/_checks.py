@@ -5,6 +5,11 @@ tracing. Value facts (signs, finiteness, equal mass, epsilon > 0) raise a
 ``ValueError`` at once when the inputs are concrete; inside ``jit``/``vmap`` they
 cannot raise, so they become a traced ``invalid`` flag that solvers turn into
 ``Status.INVALID_INPUT`` (and an exception under ``throw=True``).
+
+Concrete values are checked with NumPy, not ``jax.numpy``: an eager ``jnp`` check
+compiles one small XLA program per operation and shape (~30 ms each on a CPU), which
+made the first call of a solver on a new shape pay for a dozen of them. The flags are
+then NumPy booleans; under a trace they are traced booleans, as before.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_weights", "check_positive", "check_points", "check_same_dim", "check_int_at_least", "is_concrete", "concrete_true"]
+__all__ = ["check_weights", "check_positive", "check_points", "check_same_dim", "check_int_at_least", "is_concrete",
+           "concrete_true", "all_finite"]
 
 
 def is_concrete(*xs) -> bool:
@@ -30,6 +36,30 @@ def concrete_true(flag) -> bool:
     return is_concrete(flag) and bool(flag)
 
 
+def _on_host(x) -> bool:
+    """True for concrete values that live in host memory (NumPy, Python, CPU arrays)."""
+    if isinstance(x, jax.core.Tracer):
+        return False
+    if isinstance(x, jax.Array):
+        return all(d.platform == "cpu" for d in x.devices())
+    return True
+
+
+def all_finite(*arrays):
+    """Scalar bool: every entry of every array is finite.
+
+    A NumPy bool for host arrays (no compiled op), a traced or device bool otherwise
+    (an accelerator's array is checked where it lives, not copied to the host).
+    """
+    if all(_on_host(x) for x in arrays):
+        return np.bool_(all(np.all(np.isfinite(np.asarray(x))) for x in arrays))
+    flags = [jnp.all(jnp.isfinite(x)) for x in arrays]
+    out = flags[0]
+    for flag in flags[1:]:
+        out = out & flag
+    return out
+
+
 def _mass_rtol(dtype) -> float:
     return 1e-5 if jnp.finfo(dtype).bits <= 32 else 1e-9
 
@@ -43,49 +73,57 @@ def check_weights(a, b, sizes, dtype, solver: str,
     raise when the inputs are concrete and set the traced ``invalid`` flag otherwise.
     ``owners`` name what the sizes belong to in the shape error.
     """
-    out, masses, invalid = [], [], jnp.asarray(False)
+    out, masses, invalid = [], [], np.bool_(False)
     for name, w, size, owner in (("a", a, sizes[0], owners[0]), ("b", b, sizes[1], owners[1])):
         if w is None:
             out.append(None)
-            masses.append(jnp.asarray(1.0, dtype))
+            masses.append(1.0)
             continue
-        w = jnp.asarray(w)
+        if not isinstance(w, (jax.Array, np.ndarray)):
+            w = np.asarray(w)
         if w.ndim != 1 or w.shape[0] != size:
             raise ValueError(
                 f"{solver}: weights {name} have shape {tuple(w.shape)} but {owner.format(size)}; "
                 f"expected {name} of shape ({size},)"
             )
-        w = w.astype(dtype)
-        mass = jnp.sum(w)
-        bad = jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
-        if concrete_true(bad):
-            w_np = np.asarray(w)
+        if is_concrete(w):
+            w_np = np.asarray(w).astype(dtype)
             if not np.all(np.isfinite(w_np)):
                 raise ValueError(f"{solver}: weights {name} contain NaN or inf")
             if np.any(w_np < 0):
                 raise ValueError(f"{solver}: weights {name} are negative at index {int(np.argmin(w_np))} "
                                  f"(value {w_np.min():.3g}); weights must be >= 0")
-            raise ValueError(f"{solver}: weights {name} have zero total mass")
-        invalid = invalid | bad
+            mass = float(np.sum(w_np))
+            if mass <= 0:
+                raise ValueError(f"{solver}: weights {name} have zero total mass")
+            w = jnp.asarray(w_np)
+        else:
+            w = jnp.asarray(w).astype(dtype)
+            mass = jnp.sum(w)
+            invalid = invalid | jnp.any(~jnp.isfinite(w)) | jnp.any(w < 0) | (mass <= 0)
         out.append(w)
         masses.append(mass)
     mass_a, mass_b = masses
+    if isinstance(mass_a, float) and isinstance(mass_b, float):
+        if abs(mass_a - mass_b) > _mass_rtol(dtype) * max(mass_a, mass_b):
+            raise ValueError(
+                f"{solver}: unequal total mass, sum(a) = {mass_a:.10g} but sum(b) = {mass_b:.10g}; "
+                "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
+            )
+        return out[0], out[1], invalid
     unequal = jnp.abs(mass_a - mass_b) > _mass_rtol(dtype) * jnp.maximum(mass_a, mass_b)
-    if concrete_true(unequal):
-        raise ValueError(
-            f"{solver}: unequal total mass, sum(a) = {float(mass_a):.10g} but sum(b) = {float(mass_b):.10g}; "
-            "balanced OT needs equal masses (normalise both to 1; None means uniform with mass 1)"
-        )
     return out[0], out[1], invalid | unequal
 
 
 def check_positive(value, name: str, solver: str) -> jax.Array:
     """Return a traced flag ``value <= 0 or not finite``; raise now if concrete and bad."""
+    if is_concrete(value):
+        v = np.asarray(value)
+        if not (np.isfinite(v) & (v > 0)):
+            raise ValueError(f"{solver}: {name} must be a finite number > 0, got {float(v)}")
+        return np.bool_(False)
     value = jnp.asarray(value)
-    bad = ~(jnp.isfinite(value) & (value > 0))
-    if concrete_true(bad):
-        raise ValueError(f"{solver}: {name} must be a finite number > 0, got {float(value)}")
-    return bad
+    return ~(jnp.isfinite(value) & (value > 0))
 
 
 def check_points(x, name: str, fn: str, batched: bool = False) -> jax.Array:

@@ -20,8 +20,8 @@ Metrics (``n`` generated points, ``m`` real points, dimension ``d``):
   generators fitted with biased minibatch OT losses), > 1 when it over-disperses.
 * :func:`heldout_w2`: the exact 2-Wasserstein distance between the two empirical
   measures (uniform weights), ``sqrt`` of the transport LP with squared Euclidean
-  cost, solved by :func:`ot_jax.emd` (HiGHS; the LP has ``n m`` variables: a few
-  hundred points per side take ~1-2 s). Computed on *held-out* real points, it
+  cost, solved by :func:`ot_jax.emd` (the network simplex on the host; a thousand
+  points per side take about 0.1 s). Computed on *held-out* real points, it
   measures generalisation rather than memorisation of the training set. Note that
   the empirical W2 between two samples of the *same* law is not 0 (it decays like
   ``n^{-1/d}``): compare against the real-vs-real value at the same ``n``.
@@ -227,7 +227,7 @@ def heldout_w2(generated, real) -> float:
     """Exact ``W2`` between the empirical measures of ``generated`` and ``real`` (uniform weights).
 
     ``sqrt(min_P <C, P>)`` with ``C_ij = |g_i - r_j|^2``, solved exactly by
-    ``ot_jax.emd(ot_jax.PointCloud(g, r))`` (host LP, HiGHS). The arrays are passed
+    ``ot_jax.emd(ot_jax.PointCloud(g, r))`` (host LP, network simplex). The arrays are passed
     in float64, which jax keeps only when ``jax_enable_x64`` is on (else float32).
 
     Args:

@@ -174,9 +174,21 @@ class AbstractGeometry(abc.ABC):
 
     def max_cost(self) -> jax.Array:
         """Scalar max of the cost over all pairs."""
-        return jnp.max(self._row_reduce(lambda c: (jnp.max(c, axis=1),), (), ())[0])
+        return _max_cost(self)
 
     def mean_cost(self) -> jax.Array:
         """Scalar mean of the cost over all pairs (unweighted)."""
-        n, m = self.shape
-        return jnp.sum(self._row_reduce(lambda c: (jnp.sum(c, axis=1),), (), ())[0]) / (n * m)
+        return _mean_cost(self)
+
+
+# Jitted (one compiled program per geometry type and shape instead of one per eager
+# operation); inside an outer trace they are inlined.
+@jax.jit
+def _max_cost(geom: AbstractGeometry) -> jax.Array:
+    return jnp.max(geom._row_reduce(lambda c: (jnp.max(c, axis=1),), (), ())[0])
+
+
+@jax.jit
+def _mean_cost(geom: AbstractGeometry) -> jax.Array:
+    n, m = geom.shape
+    return jnp.sum(geom._row_reduce(lambda c: (jnp.sum(c, axis=1),), (), ())[0]) / (n * m)

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from ot_jax._checks import all_finite
 from ot_jax.geometry.base import AbstractGeometry, log_kernel_block, logsumexp
 
 __all__ = ["Geometry", "as_geometry"]
@@ -41,7 +42,7 @@ class Geometry(AbstractGeometry):
         return self.cost
 
     def all_finite(self):
-        return jnp.all(jnp.isfinite(self.cost))
+        return all_finite(self.cost)
 
     def _row_reduce(self, fn, row_args, col_args, checkpoint=False):
         return fn(self.cost, *row_args, *col_args)

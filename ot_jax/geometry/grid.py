@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ot_jax._checks import all_finite
 from ot_jax.geometry.costs import CostFn
 from ot_jax.geometry.base import AbstractGeometry
 from ot_jax.geometry.pointcloud import PointCloud
@@ -236,7 +237,7 @@ class Grid(AbstractGeometry):
         return jnp.broadcast_to(total, self.grid_shape * 2).reshape(n, n)
 
     def all_finite(self):
-        return jnp.all(jnp.array([jnp.all(jnp.isfinite(ax)) for ax in self.axes]))
+        return all_finite(*self.axes)
 
     def _cloud(self) -> PointCloud:
         return PointCloud(self.points, self.points, cost_fn=_ExactSqEuclidean(), batch_size=self.batch_size)

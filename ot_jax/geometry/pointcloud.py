@@ -7,10 +7,12 @@ Every kernel operation runs in blocks of rows (or columns); through
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 
+from ot_jax._checks import all_finite
 from ot_jax.geometry.base import AbstractGeometry
 from ot_jax.geometry.costs import CostFn, SqEuclidean, as_cost_fn
 
@@ -72,10 +74,10 @@ class PointCloud(AbstractGeometry):
 
     @property
     def cost_matrix(self):
-        return self.cost_fn.pairwise(self.x, self.y)
+        return _pairwise(self.cost_fn, self.x, self.y)
 
     def all_finite(self):
-        return jnp.all(jnp.isfinite(self.x)) & jnp.all(jnp.isfinite(self.y))
+        return all_finite(self.x, self.y)
 
     def _block(self, other_len: int) -> int:
         if self.batch_size is not None:
@@ -110,6 +112,12 @@ class PointCloud(AbstractGeometry):
 
     def _col_reduce(self, fn, col_args, row_args, checkpoint=False):
         return self._reduce(fn, self.y, self.x, col_args, row_args, checkpoint, transpose=True)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _pairwise(cost_fn: CostFn, x: jax.Array, y: jax.Array) -> jax.Array:
+    """``[n, m]`` costs, one compiled program (not one per eager operation); inlined under a trace."""
+    return cost_fn.pairwise(x, y)
 
 
 # A pytree whose unflattening skips __init__: the checks above are for what a user

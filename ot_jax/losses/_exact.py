@@ -10,6 +10,7 @@ proximal point on a lazy point cloud).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -37,6 +38,13 @@ def check_sizes(method: str, n: int, m: int, fn: str) -> None:
                          f"n = {n} and m = {m}; use method='lp' (exact LP, small clouds) for unequal sizes")
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _matched_mean(cost_fn: CostFn, pair_cost, x: jax.Array, y: jax.Array, perm: jax.Array) -> jax.Array:
+    """``mean_i c(x_i, y_perm(i))`` (``pair_cost`` or ``cost_fn`` row by row): one compiled program."""
+    pair = pair_cost if pair_cost is not None else jax.vmap(cost_fn)
+    return jnp.mean(pair(x, y[perm]))
+
+
 def exact_cost(x: jax.Array, y: jax.Array, a=None, b=None, *, cost_fn: CostFn, method: str,
                pair_cost: Callable[[jax.Array, jax.Array], jax.Array] | None = None, **solver_kwargs):
     """Exact OT cost ``min_P <C, P>`` between ``x: [n, d]`` and ``y: [m, d]``, differentiable in the points.
@@ -58,8 +66,7 @@ def exact_cost(x: jax.Array, y: jax.Array, a=None, b=None, *, cost_fn: CostFn, m
         xs, ys = jax.lax.stop_gradient((x, y))
         geom = PointCloud(xs, ys, cost_fn=cost_fn)
         out = assignment(geom, method=method, **solver_kwargs)
-        pair = pair_cost if pair_cost is not None else jax.vmap(geom.cost_fn)
-        return jnp.mean(pair(x, y[out.permutation])), out.status, out.n_iters
+        return _matched_mean(cost_fn, pair_cost, x, y, out.permutation), out.status, out.n_iters
     if a is not None:
         a = jnp.asarray(a, x.dtype)
         a = a / jnp.sum(a)

@@ -19,7 +19,7 @@ The losses:
   ``objective="regularised"`` giving ``<C, P_eps> + eps KL(P_eps | a b^T)``.
 - :func:`exact_loss`: the exact minibatch OT cost, by the Hungarian method or the
   auction (equal sizes: with uniform weights the optimal plan is a permutation,
-  Birkhoff) or by the LP (``method="lp"``: :func:`ot_jax.emd`, HiGHS on the host,
+  Birkhoff) or by the LP (``method="lp"``: :func:`ot_jax.emd`, the network simplex on the host,
   any sizes). The trainers' adapter of :func:`ot_jax.losses.point_cloud.exact_loss`
   (same computation, same method names).
 - :func:`sliced_loss`: ``SW_p^p``, the mean over random directions ``theta`` of the
@@ -247,7 +247,7 @@ def exact_loss(
       method: ``"hungarian"`` (exact) or ``"auction"`` (within ``1e-7 (max C - min C)``):
         :func:`ot_jax.assignment` on the ``[n, n]`` cost matrix, value
         ``assignment cost / n``; they need ``n == m``. ``"lp"``: :func:`ot_jax.emd`
-        (HiGHS on the host through a callback, any ``n``, ``m``; slow for large batches).
+        (network simplex on the host through a callback, any ``n``, ``m``).
         The same names as :func:`ot_jax.losses.point_cloud.exact_loss`, which
         computes the same value (it is this loss without the trainer signature).
       throw: raise (also inside ``jit``) on a bad status.

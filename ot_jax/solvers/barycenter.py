@@ -208,13 +208,10 @@ def _mass_rtol(dtype) -> float:
     return 1e-5 if jnp.finfo(dtype).bits <= 32 else 1e-9
 
 
-def _check_inputs(measures, weights, dtype, solver):
-    """Validate ``measures: [..., K, n]`` and ``weights: [K]``; return a traced ``invalid`` flag ``[...]``.
-
-    Raises at once (concrete inputs) on negative / non-finite entries, zero or
-    unequal masses, weights not summing to 1; inside a trace the same facts set
-    the flag (-> ``Status.INVALID_INPUT``).
-    """
+@jax.jit
+def _input_flags(measures, weights):
+    """``(bad_p, mass, unequal, zero, bad_w)`` of :func:`_check_inputs`, in one compiled program."""
+    dtype = measures.dtype
     bad_p = jnp.any(~jnp.isfinite(measures) | (measures < 0), axis=(-2, -1))
     mass = jnp.sum(measures, axis=-1)  # [..., K]
     ref = jnp.max(mass, axis=-1)
@@ -222,6 +219,17 @@ def _check_inputs(measures, weights, dtype, solver):
     zero = jnp.any(mass <= 0, axis=-1)
     bad_w = jnp.any(~jnp.isfinite(weights) | (weights < 0)) | (
         jnp.abs(jnp.sum(weights) - 1.0) > _mass_rtol(dtype) * 10)
+    return bad_p, mass, unequal, zero, bad_w
+
+
+def _check_inputs(measures, weights, dtype, solver):
+    """Validate ``measures: [..., K, n]`` and ``weights: [K]``; return a traced ``invalid`` flag ``[...]``.
+
+    Raises at once (concrete inputs) on negative / non-finite entries, zero or
+    unequal masses, weights not summing to 1; inside a trace the same facts set
+    the flag (-> ``Status.INVALID_INPUT``).
+    """
+    bad_p, mass, unequal, zero, bad_w = _input_flags(measures, weights)
     if concrete_true(jnp.any(bad_p)):
         p = np.asarray(measures)
         if not np.all(np.isfinite(p)):
@@ -400,7 +408,7 @@ def barycenter(
                          f"the geometry has {n} columns; expected measures of shape [K, {n}]")
     measures = measures.astype(dtype)
     if weights is None:
-        weights = jnp.full((n_k,), 1.0 / n_k, dtype)
+        weights = jnp.asarray(np.full((n_k,), 1.0 / n_k, dtype))
     else:
         weights = jnp.asarray(weights)
         if weights.shape != (n_k,):
@@ -449,12 +457,7 @@ def barycenter(
     else:
         out = one(loop_in[1], invalid, measures)
     q, f, g, eps, loop_n, errors, last, stalled, invalid = out
-    finite = jnp.all(jnp.isfinite(q), axis=-1) & ~jnp.isnan(last)
-    converged = (last <= tol) & finite & ~invalid
-    status = jnp.where(invalid, Status.INVALID_INPUT,
-                       jnp.where(~finite, Status.NON_FINITE,
-                                 jnp.where(converged, Status.CONVERGED,
-                                           jnp.where(stalled, Status.STALLED, Status.MAX_ITERS)))).astype(jnp.int32)
+    converged, status = _health(q, last, tol, stalled, invalid)
     weights_out = jnp.broadcast_to(weights, batch + (n_k,))
     result = BarycenterResult(geom=geom, measures=measures, weights=weights_out, barycenter=q, f=f, g=g,
                               plan_epsilon=eps, converged=converged, n_iters=loop_n, errors=errors, status=status)
@@ -464,6 +467,18 @@ def barycenter(
                                   parameter).cost
         result = dataclasses.replace(result, barycenter=checked[0], f=checked[1], g=checked[2])
     return result
+
+
+@jax.jit
+def _health(q, last, tol, stalled, invalid):
+    """``(converged, status)`` of barycenters ``q: [..., n]`` from the loop's last error ``[...]``."""
+    finite = jnp.all(jnp.isfinite(q), axis=-1) & ~jnp.isnan(last)
+    converged = (last <= tol) & finite & ~invalid
+    status = jnp.where(invalid, Status.INVALID_INPUT,
+                       jnp.where(~finite, Status.NON_FINITE,
+                                 jnp.where(converged, Status.CONVERGED,
+                                           jnp.where(stalled, Status.STALLED, Status.MAX_ITERS)))).astype(jnp.int32)
+    return converged, status
 
 
 def _sweep(geom, p, lam, eps, f):

@@ -1,98 +1,87 @@
-"""Exact OT: the transportation linear program, solved on the host by HiGHS.
+"""Exact OT: the transportation linear program, solved on the host by a network simplex.
 
-Why HiGHS (through ``scipy.optimize.linprog``): it is a maintained, exact
-simplex solver already in our dependency tree (scipy), it returns a vertex
-solution together with the dual potentials (needed for gradients with respect
-to the weights), and we tighten its tolerances so the value is exact to ~1e-12
-relative in float64. It runs on the CPU through ``jax.pure_callback``, so
-:func:`emd` works under ``jit`` and ``vmap`` (problems solved one after another)
-and is differentiable by the envelope theorem; it is not a GPU solver and its
-time grows quickly with n (the LP has n*m variables): use :func:`ot_jax.ipot`
-for large problems.
+The solver is the primal network simplex with block-search pricing and strongly
+feasible trees (the algorithm of POT's ``emd``, after LEMON), written in Python and
+compiled with numba (:mod:`ot_jax.solvers._network_simplex`). Why not a general LP
+solver (HiGHS was used before): the network simplex exploits the bipartite
+structure (a pivot costs a tree walk, not a basis factorisation) and stores
+``O(n + m)`` beside the costs; on the benchmark problems it is as fast as POT and
+50-100x faster than HiGHS's dual simplex, and it has no presolve that could declare
+a valid problem with tiny weights infeasible. It runs on the CPU through
+``jax.pure_callback``, so :func:`emd` works under ``jit`` and ``vmap`` (a batch is
+solved in one host call) and is differentiable by the envelope theorem.
+
+``status == CONVERGED`` is a certificate, checked on the host after the solve: the
+plan meets both marginals to 1e-9 of the mass; the duals, tightened by one
+c-transform each way, satisfy ``C_ij - f_i - g_j >= 0`` on every pair by
+construction (up to rounding); and the duality gap ``<C, plan> - (a.f + b.g)`` is
+at most 1e-9 ``max|C|`` times the mass. Weak duality then puts the optimum between
+the two values.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
-import scipy.sparse
 
 from ot_jax.solvers.problem import prepare
 from ot_jax.solvers.results import ExactResult, Status, raise_on_status
 
 __all__ = ["emd"]
 
-_HIGHS_OPTIONS = {
-    "primal_feasibility_tolerance": 1e-10,
-    "dual_feasibility_tolerance": 1e-10,
-    "presolve": True,
-}
+#: default cap on simplex pivots (the benchmark problems need ~20 (n + m) of them)
+DEFAULT_MAX_ITERS = 10_000_000
+_CERTIFICATE_RTOL = 1e-9
 
 
-def _constraints(n: int, m: int):
-    rows = scipy.sparse.kron(scipy.sparse.eye(n), np.ones((1, m)))
-    cols = scipy.sparse.kron(np.ones((1, n)), scipy.sparse.eye(m))
-    return scipy.sparse.vstack([rows, cols]).tocsc()
-
-
-def _solve_lp(cost: np.ndarray, a: np.ndarray, b: np.ndarray):
+def _solve_one(cost: np.ndarray, a: np.ndarray, b: np.ndarray, max_iters: int):
     """Host solve of one LP. ``cost: [n, m]``, ``a: [n]``, ``b: [m]`` (float64)."""
+    from ot_jax.solvers._network_simplex import FAILED, MAX_ITERS, network_simplex  # numba: compiled on first use
+
     n, m = cost.shape
-    scale = float(np.max(np.abs(cost))) or 1.0
     mass = float(a.sum())
     b = b * (mass / float(b.sum()))  # remove the (tolerated) rounding difference in total mass
-    res = scipy.optimize.linprog(
-        (cost / scale).ravel(),
-        A_eq=_constraints(n, m),
-        b_eq=np.concatenate([a, b]) / mass,
-        bounds=(0, None),
-        method="highs-ds",
-        options=_HIGHS_OPTIONS,
-    )
-    if res.status != 0 or res.x is None:
-        nan = np.full((n,), np.nan)
-        return np.full((n, m), np.nan), nan, np.full((m,), np.nan), 0, int(Status.NON_FINITE)
-    plan = np.maximum(res.x.reshape(n, m), 0.0) * mass
-    duals = res.eqlin.marginals * scale
-    f, g = duals[:n], duals[n:]
+    plan, f, g, value, pivots, state = network_simplex(cost, a, b, max_iters)
+    if state == MAX_ITERS:
+        status = Status.MAX_ITERS
+    elif state == FAILED or not (np.all(np.isfinite(f)) and np.all(np.isfinite(g))):
+        status = Status.NON_FINITE
+    else:
+        # The certificate: a feasible plan, feasible duals (C - f - g >= 0 by construction) and no gap.
+        scale = float(np.max(np.abs(cost))) or 1.0
+        marginals = max(float(np.max(np.abs(plan.sum(axis=1) - a))), float(np.max(np.abs(plan.sum(axis=0) - b))))
+        gap = value - (float(a @ f) + float(b @ g))
+        certified = marginals <= _CERTIFICATE_RTOL * mass and abs(gap) <= _CERTIFICATE_RTOL * scale * mass
+        status = Status.CONVERGED if certified else Status.NON_FINITE
     shift = f.mean() if n else 0.0  # potentials are defined up to f + c, g - c
-    return plan, f - shift, g + shift, int(res.nit), int(Status.CONVERGED)
+    return plan, f - shift, g + shift, pivots, int(status)
 
 
-def _host_solve(cost, a, b):
+def _host_solve(cost, a, b, max_iters):
+    """Solve a batch ``cost: [..., n, m]``, ``a: [..., n]``, ``b: [..., m]`` in one host call."""
     dtype = cost.dtype
-    plan, f, g, nit, status = _solve_lp(
-        np.asarray(cost, np.float64), np.asarray(a, np.float64), np.asarray(b, np.float64)
-    )
-    return (plan.astype(dtype), f.astype(dtype), g.astype(dtype), np.int32(nit), np.int32(status))
+    batch, (n, m) = cost.shape[:-2], cost.shape[-2:]
+    cost = np.asarray(cost, np.float64).reshape(-1, n, m)  # no copy for float64 input
+    a = np.asarray(a, np.float64).reshape(-1, n)
+    b = np.asarray(b, np.float64).reshape(-1, m)
+    outs = [_solve_one(c, x, y, int(max_iters)) for c, x, y in zip(cost, a, b)]
+    if len(outs) == 1:  # no copy of the plan
+        plan, f, g, nit, status = (np.asarray(x)[None] for x in outs[0])
+    else:
+        plan, f, g, nit, status = (np.stack([o[k] for o in outs]) for k in range(5))
+    return (np.asarray(plan.reshape(batch + (n, m)), dtype), np.asarray(f.reshape(batch + (n,)), dtype),
+            np.asarray(g.reshape(batch + (m,)), dtype), nit.reshape(batch).astype(np.int32),
+            status.reshape(batch).astype(np.int32))
 
 
-def emd(geom, a=None, b=None, *, throw: bool = False) -> ExactResult:
-    """Exact OT ``W = min_{P >= 0, P 1 = a, P^T 1 = b} <C, P>`` (earth mover's distance).
-
-    Args:
-      geom: ``[n, m]`` cost matrix, :class:`~ot_jax.Geometry` or :class:`~ot_jax.PointCloud`
-        (materialised: the LP is dense).
-      a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights.
-      throw: raise (also inside ``jit``) on bad input or a failed solve.
-
-    Returns:
-      :class:`~ot_jax.solvers.results.ExactResult`. ``cost`` is differentiable:
-      ``d/dC = plan``, ``d/da = f``, ``d/db = g`` (envelope theorem; gradients with
-      respect to points go through ``C``). Float64 inputs give the value to ~1e-12.
-
-    >>> import jax.numpy as jnp, ot_jax
-    >>> out = ot_jax.emd(jnp.array([[0.0, 1.0], [1.0, 0.0]]), jnp.array([0.5, 0.5]), jnp.array([0.25, 0.75]))
-    >>> float(out.cost)
-    0.25
-    """
-    solver = "emd"
-    geom, a, b, invalid = prepare(geom, a, b, solver)
-    dtype = geom.dtype
-    n, m = geom.shape
-    cost_matrix = geom.cost_matrix
+@functools.partial(jax.jit, static_argnames="max_iters")
+def _solve(cost_matrix, a, b, invalid, *, max_iters: int) -> ExactResult:
+    """The host LP and the result, for checked inputs (see :func:`emd`); one compiled program."""
+    dtype = cost_matrix.dtype
+    n, m = cost_matrix.shape
     c_s, a_s, b_s = jax.lax.stop_gradient((cost_matrix, a, b))
     # Invalid traced inputs are replaced by a harmless problem and flagged in status.
     c_s = jnp.where(invalid, 0.0, c_s)
@@ -105,14 +94,46 @@ def emd(geom, a=None, b=None, *, throw: bool = False) -> ExactResult:
         jax.ShapeDtypeStruct((), jnp.int32),
         jax.ShapeDtypeStruct((), jnp.int32),
     )
-    plan, f, g, nit, status = jax.pure_callback(_host_solve, shapes, c_s, a_s, b_s, vmap_method="sequential")
+    host = lambda c, x, y: _host_solve(c, x, y, max_iters)  # noqa: E731
+    plan, f, g, nit, status = jax.pure_callback(host, shapes, c_s, a_s, b_s, vmap_method="broadcast_all")
     # Value <C, plan>; the two zero-valued terms give d/da = f and d/db = g.
     cost = jnp.sum(plan * cost_matrix) + jnp.sum((a - a_s) * f) + jnp.sum((b - b_s) * g)
     status = jnp.where(invalid, Status.INVALID_INPUT, status).astype(jnp.int32)
-    result = ExactResult(plan=plan, f=f, g=g, cost=cost, converged=status == Status.CONVERGED,
-                         n_iters=nit, status=status)
-    messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: the LP solver (HiGHS) failed on this problem "
+    return ExactResult(plan=plan, f=f, g=g, cost=cost, converged=status == Status.CONVERGED,
+                       n_iters=nit, status=status)
+
+
+def emd(geom, a=None, b=None, *, max_iters: int = DEFAULT_MAX_ITERS, throw: bool = False) -> ExactResult:
+    """Exact OT ``W = min_{P >= 0, P 1 = a, P^T 1 = b} <C, P>`` (earth mover's distance).
+
+    Args:
+      geom: ``[n, m]`` cost matrix, :class:`~ot_jax.Geometry` or :class:`~ot_jax.PointCloud`
+        (materialised: the LP is dense).
+      a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights. Zero and
+        tiny (down to the smallest float) entries are fine.
+      max_iters: cap on simplex pivots (static); reaching it gives ``MAX_ITERS``.
+      throw: raise (also inside ``jit``) on bad input or a failed solve.
+
+    Returns:
+      :class:`~ot_jax.solvers.results.ExactResult`. ``cost`` is differentiable:
+      ``d/dC = plan``, ``d/da = f``, ``d/db = g`` (envelope theorem; gradients with
+      respect to points go through ``C``). Float64 inputs give the value to ~1e-12.
+      Under ``jax.vmap`` the whole batch is solved in one host call.
+
+    >>> import jax.numpy as jnp, ot_jax
+    >>> out = ot_jax.emd(jnp.array([[0.0, 1.0], [1.0, 0.0]]), jnp.array([0.5, 0.5]), jnp.array([0.25, 0.75]))
+    >>> float(out.cost)
+    0.25
+    """
+    solver = "emd"
+    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+        raise ValueError(f"{solver}: max_iters must be an integer >= 1, got {max_iters!r}")
+    geom, a, b, invalid = prepare(geom, a, b, solver)
+    result = _solve(geom.cost_matrix, a, b, invalid, max_iters=int(max_iters))
+    messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: the network simplex did not certify its solution "
                 "(check the costs for extreme values)",
+                Status.MAX_ITERS: f"ot_jax.{solver}: MAX_ITERS: the network simplex stopped after max_iters pivots "
+                "before optimality (raise max_iters)",
                 Status.INVALID_INPUT: f"ot_jax.{solver}: INVALID_INPUT: invalid input: weights must be finite, >= 0 and of "
                 "equal total mass, and costs finite"}
     return raise_on_status(result, solver, messages=messages) if throw else result

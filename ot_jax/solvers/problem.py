@@ -10,6 +10,7 @@ cannot raise, so they become a traced ``invalid`` flag that solvers turn into
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from ot_jax._checks import check_weights, concrete_true
 from ot_jax.geometry import AbstractGeometry, as_geometry
@@ -37,8 +38,8 @@ def prepare(geom, a, b, solver: str):
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{solver}: costs/points must be floating point, got {dtype}")
     a, b, invalid = check_weights(a, b, (n, m), dtype, solver)
-    a = jnp.full((n,), 1.0 / n, dtype=dtype) if a is None else a
-    b = jnp.full((m,), 1.0 / m, dtype=dtype) if b is None else b
+    a = jnp.asarray(np.full((n,), 1.0 / n, dtype=dtype)) if a is None else a
+    b = jnp.asarray(np.full((m,), 1.0 / m, dtype=dtype)) if b is None else b
     bad_cost = ~geom.all_finite()
     if concrete_true(bad_cost):
         what = "costs" if type(geom).__name__ == "Geometry" else "points"

@@ -186,7 +186,7 @@ class ExactResult:
       cost: scalar ``<C, plan>``; differentiable (``d/dC = plan``, ``d/da = f``,
         ``d/db = g``: the envelope theorem).
       converged: scalar bool, ``status == Status.CONVERGED``.
-      n_iters: scalar int, simplex iterations reported by the LP solver.
+      n_iters: scalar int, network simplex pivots.
       status: scalar int, a :class:`Status`.
     """
 
@@ -200,8 +200,8 @@ class ExactResult:
 
     @property
     def lower_bound(self) -> jax.Array:
-        """The LP value is exact: its own lower bound."""
-        return self.cost
+        """``cost`` when converged (the LP value is exact: its own lower bound), else ``-inf``."""
+        return jnp.where(self.converged, self.cost, -jnp.inf)
 
     def __repr__(self) -> str:
         return result_repr(self, ("plan", "cost", "status", "n_iters"))

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax._checks import check_weights, concrete_true
+from ot_jax._checks import all_finite, check_weights, concrete_true
 
 __all__ = ["wasserstein_1d", "sliced_wasserstein"]
 
@@ -51,7 +51,7 @@ def _check_weights(x, y, a, b, fn: str):
 
 def _check_points_finite(fn: str, **arrays):
     for name, v in arrays.items():
-        if concrete_true(~jnp.all(jnp.isfinite(v))):
+        if concrete_true(~all_finite(v)):
             raise ValueError(f"{fn}: the points {name} contain NaN or inf")
 
 
@@ -169,6 +169,7 @@ def _w1d_core(x, y, a, b, invalid, p):
     return jnp.where(invalid, jnp.nan, _root(_wpp_weighted(x, y, a, b, p), p))
 
 
+@partial(jax.jit, static_argnums=(1, 2, 3))
 def _directions(key, n_projections: int, d: int, dtype) -> jax.Array:
     theta = jax.random.normal(key, (n_projections, d), dtype=dtype)
     return theta / jnp.linalg.norm(theta, axis=1, keepdims=True)
@@ -215,7 +216,8 @@ def sliced_wasserstein(
     """
     fn = "sliced_wasserstein"
     p = _check_p(p, fn)
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    x = x if isinstance(x, (jax.Array, np.ndarray)) else np.asarray(x)
+    y = y if isinstance(y, (jax.Array, np.ndarray)) else np.asarray(y)
     for name, v in (("x", x), ("y", y)):
         if v.ndim != 2:
             raise ValueError(f"{fn}: {name} must be a 2-D array of points [n, d], got shape {tuple(v.shape)}")
@@ -237,7 +239,7 @@ def sliced_wasserstein(
             raise ValueError(
                 f"{fn}: projections must have shape [k, {d}] with k >= 1, got {tuple(theta.shape)}"
             )
-    a, b, invalid = _check_weights(x[:, 0], y[:, 0], a, b, fn)
+    a, b, invalid = _check_weights(x, y, a, b, fn)
     return _sliced_core(theta, x, y, a, b, invalid, p, bool(max_sliced))
 
 

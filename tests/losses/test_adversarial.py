@@ -118,7 +118,10 @@ def test_one_wgan_critic_update_keeps_every_weight_in_the_box():
 # ---------------------------------------------------------------- the critic estimates W1
 
 
-@pytest.mark.parametrize("shift, std, w1_tol", [(0.5, 0.25, 0.05), (2.0, 1.0, None)])
+@pytest.mark.parametrize("shift, std, w1_tol", [
+    (0.5, 0.25, 0.05),
+    pytest.param(2.0, 1.0, None, marks=pytest.mark.slow),  # the same check at a 4x larger scale
+])
 def test_gradient_penalty_critic_estimates_w1_of_shifted_gaussians(shift, std, w1_tol):
     # W1(N(0, s^2), N(shift, s^2)) = shift. The penalty is soft: the maximiser of the penalised
     # objective is steeper than 1 where interpolates are rare, and its objective is W1 (1 + δ),

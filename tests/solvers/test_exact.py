@@ -77,3 +77,82 @@ def test_emd_float32_and_rectangular():
     out = ot_jax.emd(cost, jnp.array([0.5, 0.5], jnp.float32), jnp.array([0.25, 0.5, 0.25], jnp.float32))
     assert out.cost.dtype == jnp.float32
     assert abs(float(out.cost) - 0.5) < 1e-6
+
+
+# ----------------------------------------------------------------------------- the network simplex
+
+
+def _certified(out, cost, a, b, ref):
+    """Exact value, feasible plan and dual-feasible potentials (the certificate behind CONVERGED)."""
+    assert bool(out.converged), ot_jax.Status(int(out.status))
+    scale = np.abs(cost).max()
+    assert abs(float(out.cost) - ref) <= 1e-9 * max(abs(ref), 1e-300)
+    plan, f, g = np.asarray(out.plan), np.asarray(out.f), np.asarray(out.g)
+    assert plan.min() >= 0
+    np.testing.assert_allclose(plan.sum(1), a, atol=1e-9 * a.sum(), rtol=0)
+    np.testing.assert_allclose(plan.sum(0), b, atol=1e-9 * a.sum(), rtol=0)
+    assert (cost - f[:, None] - g[None, :]).min() >= -1e-9 * scale
+
+
+@pytest.mark.parametrize("d,weights", [(2, "uniform"), (16, "random")])
+def test_emd_is_exact_and_certified_at_a_few_hundred_points(rng, d, weights):
+    _, _, cost, a, b = uniform_problem(rng, 300, 280, d=d, weights=weights, normalise=False)
+    out = ot_jax.emd(cost, a, b)
+    _certified(out, cost, a, b, ot.emd2(a, b, cost, numItermax=10**7))
+    assert abs(float(np.asarray(out.f) @ a + np.asarray(out.g) @ b) - float(out.cost)) <= 1e-9 * float(out.cost)
+
+
+def test_emd_tiny_and_zero_weights_match_pot(rng):
+    # POT's own 1-D Gaussian histograms: tails far below 1e-100.
+    n = 100
+    x = np.arange(n, dtype=np.float64)
+    a, b = ot.datasets.make_1D_gauss(n, m=20, s=3), ot.datasets.make_1D_gauss(n, m=60, s=10)
+    assert a.min() < 1e-100
+    cost = ot.dist(x[:, None], x[:, None])
+    _certified(ot_jax.emd(cost, a, b), cost, a, b, ot.emd2(a, b, cost))
+    # Random weights with 30 % of the entries at 1e-9, then at 1e-300, then exact zeros.
+    _, _, cost, a0, b0 = uniform_problem(rng, 60, 50, d=3, weights="random")
+    for tiny in (1e-9, 1e-300, 0.0):
+        a, b = a0.copy(), b0.copy()
+        a[rng.uniform(size=60) < 0.3] = tiny
+        b[rng.uniform(size=50) < 0.3] = tiny
+        a, b = a / a.sum(), b / b.sum()
+        out = ot_jax.emd(cost, a, b)
+        _certified(out, cost, a, b, ot.emd2(a, b, cost))
+        assert np.all(np.isfinite(np.asarray(out.f))) and np.all(np.isfinite(np.asarray(out.g)))
+
+
+def test_emd_degenerate_integer_costs_and_single_rows(rng):
+    # Many ties: every pivot of a transportation problem is degenerate (the strongly feasible rule must not cycle).
+    cost = rng.integers(0, 3, size=(70, 70)).astype(np.float64)
+    a = b = np.full(70, 1 / 70)
+    _certified(ot_jax.emd(cost, a, b), cost, a, b, ot.emd2(a, b, cost))
+    for shape in ((1, 5), (5, 1), (1, 1)):
+        cost = rng.uniform(size=shape)
+        a, b = np.full(shape[0], 1 / shape[0]), np.full(shape[1], 1 / shape[1])
+        _certified(ot_jax.emd(cost, a, b), cost, a, b, ot.emd2(a, b, cost))
+
+
+def test_emd_max_iters_is_reported_and_raises(rng):
+    _, _, cost, a, b = uniform_problem(rng, 30, 30, d=2)
+    out = ot_jax.emd(cost, a, b, max_iters=5)
+    assert int(out.status) == ot_jax.Status.MAX_ITERS and not bool(out.converged)
+    assert float(out.lower_bound) == -np.inf and int(out.n_iters) == 5
+    with pytest.raises(ot_jax.SolverError, match="emd: MAX_ITERS: the network simplex stopped after max_iters"):
+        ot_jax.emd(cost, a, b, max_iters=5, throw=True)
+    with pytest.raises(ValueError, match="max_iters must be an integer >= 1"):
+        ot_jax.emd(cost, a, b, max_iters=0)
+
+
+def test_vmap_solves_the_batch_in_one_host_call(rng, monkeypatch):
+    from ot_jax.solvers import exact
+
+    calls = []
+    host = exact._host_solve
+    monkeypatch.setattr(exact, "_host_solve", lambda *args: calls.append(args[0].shape) or host(*args))
+    costs = np.stack([uniform_problem(rng, 11, 13, d=2)[2] for _ in range(6)])
+    a = rng.dirichlet(np.ones(11), size=6)
+    out = jax.jit(jax.vmap(lambda c, w: ot_jax.emd(c, w)))(costs, a)
+    assert calls == [(6, 11, 13)]
+    for k in range(6):
+        assert abs(float(out.cost[k]) - ot.emd2(a[k], np.full(13, 1 / 13), costs[k])) <= 1e-12

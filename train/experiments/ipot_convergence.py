@@ -120,7 +120,7 @@ def run(*, n_points: int, n_iters: int, relative_betas, inner_iters, relative_ep
 
     print(format_table(
         ["method", "param (x max C)", "L", "iters", "final cost", "abs error", "rel error"], rows,
-        title=f"Thesis fig. 2.2: n = {n_points}, W_LP = {w_lp:.10g} (ot_jax.emd, HiGHS simplex), "
+        title=f"Thesis fig. 2.2: n = {n_points}, W_LP = {w_lp:.10g} (ot_jax.emd, network simplex), "
               f"errors at t = {n_iters}"))
     print(f"ot_jax.ipot vs Algorithm-1 trace at t in {points}: max |difference| / W_LP = {max_diff:.2e}")
     print(f"figure: {path}  ({elapsed:.1f} s)")
