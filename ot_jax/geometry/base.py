@@ -51,6 +51,9 @@ def log_kernel_block(c: jax.Array, h: jax.Array, eps, axis: int) -> jax.Array:
     return jnp.where(live, (jnp.where(live, h, 0.0) - c) / eps, -jnp.inf)
 
 
+_SUM = ("sum",)
+
+
 class AbstractGeometry(abc.ABC):
     """Interface shared by dense and lazy geometries (all shapes in docstrings)."""
 
@@ -69,12 +72,16 @@ class AbstractGeometry(abc.ABC):
     def cost_matrix(self) -> jax.Array:
         """``[n, m]`` dense costs (materialised for lazy geometries)."""
 
+    # ``combine`` declares, per output of ``fn``, how partial results over disjoint
+    # column (row) blocks merge: "sum", "lse" (log-sum-exp), "min" or "max". Single-device
+    # geometries see every column at once and ignore it; a sharded PointCloud uses it to
+    # merge the blocks that visit each device (see ot_jax.geometry.pointcloud).
     @abc.abstractmethod
-    def _row_reduce(self, fn, row_args, col_args, checkpoint=False):
+    def _row_reduce(self, fn, row_args, col_args, checkpoint=False, combine=None):
         """Apply ``fn(cost_rows [k, m], *row_args[k], *col_args[m]) -> tuple of [k]`` in row blocks."""
 
     @abc.abstractmethod
-    def _col_reduce(self, fn, col_args, row_args, checkpoint=False):
+    def _col_reduce(self, fn, col_args, row_args, checkpoint=False, combine=None):
         """Apply ``fn(cost_cols [k, n], *col_args[k], *row_args[n]) -> tuple of [k]`` in column blocks."""
 
     @abc.abstractmethod
@@ -90,8 +97,8 @@ class AbstractGeometry(abc.ABC):
         """
         fn = lambda c, hh: (logsumexp(log_kernel_block(c, hh, eps, 1), axis=1),)
         if axis == 1:
-            return self._row_reduce(fn, (), (h,))[0]
-        return self._col_reduce(fn, (), (h,))[0]
+            return self._row_reduce(fn, (), (h,), combine=("lse",))[0]
+        return self._col_reduce(fn, (), (h,), combine=("lse",))[0]
 
     def kernel_apply(self, v: jax.Array, eps, axis: int) -> jax.Array:
         """Scaling-domain kernel product with ``K = exp(-C / eps)``.
@@ -100,8 +107,8 @@ class AbstractGeometry(abc.ABC):
         """
         fn = lambda c, vv: (jnp.exp(-c / eps) @ vv,)
         if axis == 1:
-            return self._row_reduce(fn, (), (v,))[0]
-        return self._col_reduce(fn, (), (v,))[0]
+            return self._row_reduce(fn, (), (v,), combine=_SUM)[0]
+        return self._col_reduce(fn, (), (v,), combine=_SUM)[0]
 
     # The plan operations below are differentiable in every argument (the cost, f, g,
     # eps, vec), with -inf potentials handled by log_plan_block; lazy geometries
@@ -114,8 +121,8 @@ class AbstractGeometry(abc.ABC):
         """``P vec`` (axis=1, ``vec: [m]`` -> ``[n]``) or ``P^T vec`` (axis=0, ``vec: [n]`` -> ``[m]``)."""
         fn = lambda c, hi, hj, vv: (jnp.exp(log_plan_block(c, hi, hj, eps)) @ vv,)
         if axis == 1:
-            return self._row_reduce(fn, (f,), (g, vec), checkpoint=True)[0]
-        return self._col_reduce(fn, (g,), (f, vec), checkpoint=True)[0]
+            return self._row_reduce(fn, (f,), (g, vec), checkpoint=True, combine=_SUM)[0]
+        return self._col_reduce(fn, (g,), (f, vec), checkpoint=True, combine=_SUM)[0]
 
     def plan_matvec(self, f, g, eps, vec: jax.Array, axis: int) -> jax.Array:
         """:meth:`apply_plan` written as a linear (transposable) map of ``vec``.
@@ -128,8 +135,8 @@ class AbstractGeometry(abc.ABC):
     def marginals(self, f, g, eps) -> tuple[jax.Array, jax.Array]:
         """Row sums ``[n]`` and column sums ``[m]`` of the plan."""
         fn = lambda c, hi, hj: (jnp.sum(jnp.exp(log_plan_block(c, hi, hj, eps)), axis=1),)
-        rows = self._row_reduce(fn, (f,), (g,), checkpoint=True)[0]
-        cols = self._col_reduce(fn, (g,), (f,), checkpoint=True)[0]
+        rows = self._row_reduce(fn, (f,), (g,), checkpoint=True, combine=_SUM)[0]
+        cols = self._col_reduce(fn, (g,), (f,), checkpoint=True, combine=_SUM)[0]
         return rows, cols
 
     def transport_cost(self, f, g, eps, *, plan_gradient: bool = False) -> jax.Array:
@@ -145,7 +152,7 @@ class AbstractGeometry(abc.ABC):
             p = jnp.exp(log_plan_block(c_plan, fi, gj, eps))
             return (jnp.sum(p * c, axis=1),)
 
-        return jnp.sum(self._row_reduce(fn, (f,), (g,), checkpoint=True)[0])
+        return jnp.sum(self._row_reduce(fn, (f,), (g,), checkpoint=True, combine=_SUM)[0])
 
     def primal_dual_stats(self, f, g, eps):
         """One pass over the rows for the certified bounds (:func:`ot_jax.solvers._entropic.round_plan`).
@@ -159,18 +166,18 @@ class AbstractGeometry(abc.ABC):
             p = jnp.exp(log_plan_block(c, fi, gj, eps))
             return jnp.sum(p * c, axis=1), jnp.sum(p, axis=1), jnp.min(c - gj[None, :], axis=1)
 
-        return self._row_reduce(fn, (f,), (g,), checkpoint=True)
+        return self._row_reduce(fn, (f,), (g,), checkpoint=True, combine=("sum", "sum", "min"))
 
     def apply_cost(self, vec: jax.Array, axis: int = 1) -> jax.Array:
         """``C vec`` (axis=1, ``vec: [m]`` -> ``[n]``) or ``C^T vec`` (axis=0, ``vec: [n]`` -> ``[m]``)."""
         fn = lambda c, vv: (c @ vv,)
         if axis == 1:
-            return self._row_reduce(fn, (), (vec,), checkpoint=True)[0]
-        return self._col_reduce(fn, (), (vec,), checkpoint=True)[0]
+            return self._row_reduce(fn, (), (vec,), checkpoint=True, combine=_SUM)[0]
+        return self._col_reduce(fn, (), (vec,), checkpoint=True, combine=_SUM)[0]
 
     def c_transform(self, g: jax.Array) -> jax.Array:
         """``min_j (C_ij - g_j)``: ``g: [m]`` -> ``[n]``."""
-        return self._row_reduce(lambda c, gj: (jnp.min(c - gj[None, :], axis=1),), (), (g,))[0]
+        return self._row_reduce(lambda c, gj: (jnp.min(c - gj[None, :], axis=1),), (), (g,), combine=("min",))[0]
 
     def max_cost(self) -> jax.Array:
         """Scalar max of the cost over all pairs."""
@@ -185,10 +192,10 @@ class AbstractGeometry(abc.ABC):
 # operation); inside an outer trace they are inlined.
 @jax.jit
 def _max_cost(geom: AbstractGeometry) -> jax.Array:
-    return jnp.max(geom._row_reduce(lambda c: (jnp.max(c, axis=1),), (), ())[0])
+    return jnp.max(geom._row_reduce(lambda c: (jnp.max(c, axis=1),), (), (), combine=("max",))[0])
 
 
 @jax.jit
 def _mean_cost(geom: AbstractGeometry) -> jax.Array:
     n, m = geom.shape
-    return jnp.sum(geom._row_reduce(lambda c: (jnp.sum(c, axis=1),), (), ())[0]) / (n * m)
+    return jnp.sum(geom._row_reduce(lambda c: (jnp.sum(c, axis=1),), (), (), combine=_SUM)[0]) / (n * m)

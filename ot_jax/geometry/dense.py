@@ -44,10 +44,10 @@ class Geometry(AbstractGeometry):
     def all_finite(self):
         return all_finite(self.cost)
 
-    def _row_reduce(self, fn, row_args, col_args, checkpoint=False):
+    def _row_reduce(self, fn, row_args, col_args, checkpoint=False, combine=None):
         return fn(self.cost, *row_args, *col_args)
 
-    def _col_reduce(self, fn, col_args, row_args, checkpoint=False):
+    def _col_reduce(self, fn, col_args, row_args, checkpoint=False, combine=None):
         return fn(self.cost.T, *col_args, *row_args)
 
     # Hot paths reduce along the stored layout instead of through a transpose.

@@ -242,11 +242,11 @@ class Grid(AbstractGeometry):
     def _cloud(self) -> PointCloud:
         return PointCloud(self.points, self.points, cost_fn=_ExactSqEuclidean(), batch_size=self.batch_size)
 
-    def _row_reduce(self, fn, row_args, col_args, checkpoint=False):
-        return self._cloud()._row_reduce(fn, row_args, col_args, checkpoint)
+    def _row_reduce(self, fn, row_args, col_args, checkpoint=False, combine=None):
+        return self._cloud()._row_reduce(fn, row_args, col_args, checkpoint, combine)
 
-    def _col_reduce(self, fn, col_args, row_args, checkpoint=False):
-        return self._cloud()._col_reduce(fn, col_args, row_args, checkpoint)
+    def _col_reduce(self, fn, col_args, row_args, checkpoint=False, combine=None):
+        return self._cloud()._col_reduce(fn, col_args, row_args, checkpoint, combine)
 
     def _grid(self, v: jax.Array, name: str) -> jax.Array:
         """``[n]`` -> grid-shaped ``[n_0, ..., n_{D-1}]`` (C order)."""
