@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_flows.py
 	$(PY) scripts/bench_grad.py
 	$(PY) scripts/bench_eager.py
+	$(PY) scripts/bench_sharding.py
 	$(PY) scripts/ipot_status_table.py
 
 figures: $(VENV)/.installed-run
