@@ -32,7 +32,7 @@ from ot_jax.solvers.results import ExactResult, Status, raise_on_status
 
 __all__ = ["emd"]
 
-#: default cap on simplex pivots (the benchmark problems need ~20 (n + m) of them)
+#: default cap on simplex pivots (the benchmark problems need 12-30 (n + m): 2.3e5 at n = m = 4000)
 DEFAULT_MAX_ITERS = 10_000_000
 _CERTIFICATE_RTOL = 1e-9
 
