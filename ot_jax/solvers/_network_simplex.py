@@ -210,13 +210,13 @@ def _solve(cost, a, b, max_iters, tol):
                 top += 1
                 child = next_sib[child]
 
-    plan, f, g, value = _finish(cost, parent, flow, pi, root)
-    return plan, f, g, value, pivots, status
+    plan, f, g, value, rows, cols = _finish(cost, parent, flow, pi, root)
+    return plan, f, g, value, rows, cols, cmax, pivots, status
 
 
 @numba.njit(cache=True)
 def _finish(cost, parent, flow, pi, root):
-    """The plan ``[n, m]`` and ``<C, P>`` from the tree flows; tight duals by a c-transform each way.
+    """The plan ``[n, m]``, its row and column sums and ``<C, P>`` from the tree flows; tight duals.
 
     ``f_i = min_j C_ij - g_j`` then ``g_j = min_i C_ij - f_i``, from the tree's optimal
     duals ``f = -pi[:n]``, ``g = pi[n:]``: they stay optimal (on the plan's support the
@@ -225,6 +225,7 @@ def _finish(cost, parent, flow, pi, root):
     """
     n, m = cost.shape
     plan = np.zeros((n, m))
+    rows, cols = np.zeros(n), np.zeros(m)
     value = 0.0
     for x in range(n + m):
         p = parent[x]
@@ -232,6 +233,8 @@ def _finish(cost, parent, flow, pi, root):
             continue
         i, j = (x, p - n) if x < n else (p, x - n)
         plan[i, j] = flow[x]
+        rows[i] += flow[x]
+        cols[j] += flow[x]
         value += flow[x] * cost[i, j]
     f = np.empty(n)
     g = pi[n:n + m].copy()
@@ -249,21 +252,21 @@ def _finish(cost, parent, flow, pi, root):
             v = cost[i, j] - fi
             if v < g[j]:
                 g[j] = v
-    return plan, f, g, value
+    return plan, f, g, value, rows, cols
 
 
 def network_simplex(cost: np.ndarray, a: np.ndarray, b: np.ndarray, max_iters: int):
     """Solve one transportation LP exactly. ``cost: [n, m]``, ``a: [n]``, ``b: [m]`` float64, equal masses.
 
-    Returns ``(plan [n, m], f [n], g [m], value, pivots, state)``: ``value = <C, plan>``,
-    duals tightened by a c-transform each way (``C - f - g >= 0`` up to rounding), and
-    ``state`` one of ``OPTIMAL``, ``MAX_ITERS``, ``FAILED``. Whether the result is
-    optimal is for the caller to certify: marginals of the plan and the duality gap
+    Returns ``(plan [n, m], f [n], g [m], value, rows [n], cols [m], cmax, pivots, state)``:
+    ``value = <C, plan>``, ``rows``/``cols`` the plan's marginals, ``cmax = max |C|`` (1 for a
+    zero matrix), duals tightened by a c-transform each way (``C - f - g >= 0`` up to
+    rounding), and ``state`` one of ``OPTIMAL``, ``MAX_ITERS``, ``FAILED``. Whether the
+    result is optimal is for the caller to certify: the marginals and the duality gap
     ``value - (a.f + b.g)``.
     """
     cost = np.ascontiguousarray(cost, dtype=np.float64)
-    n, m = cost.shape
     tol = 32.0 * np.finfo(np.float64).eps  # relative to ART (see _solve)
-    plan, f, g, value, pivots, state = _solve(cost, np.asarray(a, np.float64), np.asarray(b, np.float64),
-                                              int(max_iters), tol)
-    return plan, f, g, float(value), int(pivots), int(state)
+    plan, f, g, value, rows, cols, cmax, pivots, state = _solve(
+        cost, np.asarray(a, np.float64), np.asarray(b, np.float64), int(max_iters), tol)
+    return plan, f, g, float(value), rows, cols, float(cmax), int(pivots), int(state)
