@@ -4,6 +4,10 @@ One JAX compilation cache per test session, shared by the xdist workers and by t
 subprocesses the tests start (``python -m train ...``): a function compiled once is not
 compiled again by the next process. The directory is new for every session (created by
 the first process, inherited through the environment), so no run reuses another's.
+
+The suite compiles far more than it runs (hundreds of small programs, each run for
+milliseconds), so XLA's CPU backend compiles at optimisation level 0: compile time
+falls by a fifth to a quarter; results agree with the optimised build to rounding.
 """
 
 import atexit
@@ -16,6 +20,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -72,8 +72,18 @@ def _log_apply(log_v: jax.Array, log_kernels) -> jax.Array:
 
 
 def _min_apply(v: jax.Array, costs) -> jax.Array:
-    """``out_i = min_j (v_j + sum_d c_d[i_d, j_d])`` on grid-shaped arrays (nested min-plus)."""
-    return _per_axis(v, costs, lambda z, axis: jnp.min(z, axis=axis))
+    """``out_i = min_j (v_j + sum_d c_d[i_d, j_d])`` on grid-shaped arrays (nested min-plus).
+
+    Each minimum is read at its ``argmin``, so its gradient goes to that one entry.
+    (``jnp.min``'s gradient finds the minimiser again by equality with the output,
+    which recomputed intermediates can miss by one rounding: 0 / 0 = NaN.)
+    """
+
+    def take_min(z, axis):
+        at = jnp.argmin(z, axis=axis, keepdims=True)
+        return jnp.take_along_axis(z, at, axis=axis).squeeze(axis)
+
+    return _per_axis(v, costs, take_min)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,8 @@ TOL = 1e-10
 
 @pytest.fixture(scope="module")
 def report():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_ENABLE_X64="1",
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_ENABLE_X64="1",
                PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
     script = pathlib.Path(__file__).with_name("sharding_checks.py")
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -193,6 +193,29 @@ def test_traced_invalid_input_sets_status(method):
         jax.block_until_ready(jax.jit(lambda c: ot_jax.assignment(c, method=method, throw=True).cost)(cost))
 
 
+def test_scipy_method_under_jit_vmap_and_grad(rng):
+    """method="scipy": the host solver, batched in one call, with the envelope gradient and
+    the Hungarian method's optimum on square, rectangular, integer, float32 and invalid inputs."""
+    costs = rng.uniform(size=(2, 3, 9, 12))
+    fn = jax.jit(lambda c: ot_jax.assignment(c, method="scipy"))
+    batched = jax.jit(jax.vmap(jax.vmap(lambda c: ot_jax.assignment(c, method="scipy"))))(costs)
+    assert batched.permutation.shape == (2, 3, 9) and bool(jnp.all(batched.converged))
+    for i in range(2):
+        for j in range(3):
+            exact = ot_jax.assignment(costs[i, j], method="hungarian")
+            np.testing.assert_array_equal(np.asarray(batched.permutation[i, j]), np.asarray(exact.permutation))
+            check_optimal(fn(costs[i, j]), costs[i, j], exact=True)
+    grad = jax.grad(lambda c: ot_jax.assignment(c, method="scipy").cost)(jnp.asarray(costs[0, 0]))
+    np.testing.assert_array_equal(np.asarray(grad), np.asarray(batched.permutation[0, 0][:, None] == np.arange(12)))
+    integer = rng.integers(0, 9, size=(6, 6))
+    check_optimal(ot_jax.assignment(integer, method="scipy"), integer, exact=True)
+    out32 = ot_jax.assignment(jnp.asarray(costs[0, 0], jnp.float32), method="scipy")
+    assert out32.cost.dtype == jnp.float32 and out32.permutation.tolist() == batched.permutation[0, 0].tolist()
+    bad = jax.jit(lambda c: ot_jax.assignment(c, method="scipy"))(np.where(np.eye(3) > 0, np.nan, 1.0))
+    assert int(bad.status) == Status.INVALID_INPUT
+    assert_injection(bad.permutation, 3, 3)
+
+
 # ----------------------------------------------------------------------------- auction internals
 # The auction computes bids only for a compacted queue of candidate rows, in a few static
 # chunk sizes (lax.switch), with a reverse stage for rectangular problems (see the module
