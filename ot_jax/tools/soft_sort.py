@@ -69,7 +69,7 @@ __all__ = ["soft_topk", "soft_sort", "soft_rank", "soft_quantile"]
 _NORMALIZATIONS = ("minmax", "sigmoid", "none")
 _GRAD_MODES = ("implicit", "envelope", "unroll")
 _DENSE_ANCHORS = 32  # up to this many anchors the [n, m] cost is stored; past it, a lazy PointCloud
-_SETTINGS = ("normalize", "max_iters", "grad_mode")
+_SETTINGS = ("max_iters", "grad_mode")
 
 Normalize = Literal["minmax", "sigmoid", "none"]
 
@@ -96,7 +96,8 @@ def _values(x, name: str, fn: str) -> jax.Array:
     return x
 
 
-def _settings(fn: str, normalize, max_iters, grad_mode) -> int:
+def _settings(fn: str, normalize, max_iters, grad_mode) -> tuple[int, int]:
+    """``(index of normalize, max_iters)`` after checking the settings."""
     if normalize not in _NORMALIZATIONS:
         raise ValueError(f"{fn}: normalize must be one of {', '.join(map(repr, _NORMALIZATIONS))}, got {normalize!r}")
     if grad_mode not in _GRAD_MODES:
@@ -104,7 +105,7 @@ def _settings(fn: str, normalize, max_iters, grad_mode) -> int:
     if grad_mode == "envelope":
         raise ValueError(f"{fn}: grad_mode='envelope' does not differentiate the plan, which every soft operator "
                          "reads; use 'implicit' (default) or 'unroll'")
-    return check_int_at_least(max_iters, "max_iters", fn, low=1, allow_none=False)
+    return _NORMALIZATIONS.index(normalize), check_int_at_least(max_iters, "max_iters", fn, low=1, allow_none=False)
 
 
 def _finish(value, status, fn: str, invalid_text: str, throw: bool):
@@ -118,18 +119,25 @@ def _finish(value, status, fn: str, invalid_text: str, throw: bool):
 # ----------------------------------------------------------------------------- the transport
 
 
-def _normalize(x: jax.Array, how: str) -> jax.Array:
-    """``x: [n]`` -> ``[n]`` normalised to ``[0, 1]`` (see the module docstring)."""
-    if how == "minmax":
-        lo, hi = jnp.min(x), jnp.max(x)
-        span = hi - lo
-        return jnp.where(span > 0, (x - lo) / jnp.where(span > 0, span, 1.0), 0.5)
-    if how == "sigmoid":
-        centred = x - jnp.mean(x)
-        var = jnp.mean(centred**2)
-        std = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1.0)), 0.0)  # no NaN gradient at var = 0
-        return jax.nn.sigmoid(centred / (std + 1e-10))
-    return x
+def _minmax(x):
+    lo, hi = jnp.min(x), jnp.max(x)
+    span = hi - lo
+    return jnp.where(span > 0, (x - lo) / jnp.where(span > 0, span, 1.0), 0.5)
+
+
+def _sigmoid(x):
+    centred = x - jnp.mean(x)
+    var = jnp.mean(centred**2)
+    std = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1.0)), 0.0)  # no NaN gradient at var = 0
+    return jax.nn.sigmoid(centred / (std + 1e-10))
+
+
+def _normalize(x: jax.Array, how) -> jax.Array:
+    """``x: [n]`` -> ``[n]`` normalised to ``[0, 1]``; ``how`` indexes :data:`_NORMALIZATIONS`.
+
+    A traced index (``lax.switch``), so that one compiled program serves every normalisation.
+    """
+    return jax.lax.switch(how, (_minmax, _sigmoid, lambda v: v), x)
 
 
 def _two_anchor_start(points, b, eps):
@@ -160,7 +168,10 @@ def _two_anchor_start(points, b, eps):
 
 
 def _transport(x, b, eps, tol, *, normalize, max_iters, grad_mode):
-    """Entropic OT from ``x: [n]`` (uniform mass) to ``m = len(b)`` anchors ``linspace(0, 1, m)``."""
+    """Entropic OT from ``x: [n]`` (uniform mass) to ``m = len(b)`` anchors ``linspace(0, 1, m)``.
+
+    ``normalize``: traced index into :data:`_NORMALIZATIONS`.
+    """
     points = _normalize(x, normalize)
     m = b.shape[0]
     anchors = jnp.linspace(0.0, 1.0, m, dtype=x.dtype)
@@ -180,61 +191,56 @@ def _bad_slice(x, eps):
 
 
 def _map_slices(one, x, *args):
-    """``one(x_row, *args) -> (out, status, bad)`` over the rows of ``x: [B, n]``; NaN where bad."""
+    """``one(x_row, *args) -> (outputs, status, bad)`` over the rows of ``x: [B, n]``; NaN where bad."""
     out, status, bad = jax.vmap(one, in_axes=(0,) + (None,) * len(args))(x, *args)
-    bad_b = bad.reshape(bad.shape + (1,) * (out.ndim - 1))
-    out = jnp.where(bad_b, jnp.nan, out)
+    out = jax.tree_util.tree_map(lambda o: jnp.where(bad.reshape(bad.shape + (1,) * (o.ndim - 1)), jnp.nan, o), out)
     status = jnp.where(bad, Status.INVALID_INPUT, status).astype(jnp.int32)
     return out, status
 
 
-@functools.partial(jax.jit, static_argnames=("descending",) + _SETTINGS)
-def _topk(x, k, eps, tol, *, descending, normalize, max_iters, grad_mode):
+@functools.partial(jax.jit, static_argnames=_SETTINGS)
+def _topk(x, k, descending, normalize, eps, tol, *, max_iters, grad_mode):
     n = x.shape[-1]
     frac = jnp.asarray(k, x.dtype) / n
-    b = jnp.stack([1.0 - frac, frac]) if descending else jnp.stack([frac, 1.0 - frac])
-    pick = jnp.array([0.0, 1.0] if descending else [1.0, 0.0], x.dtype)
+    share = jnp.where(descending, frac, 1.0 - frac)  # mass of anchor 1
+    b = jnp.stack([1.0 - share, share])
+    pick = jnp.where(descending, jnp.array([0.0, 1.0], x.dtype), jnp.array([1.0, 0.0], x.dtype))
 
-    def one(row, b, eps, tol):
+    def one(row, b, pick, eps, tol):
         out = _transport(row, b, eps, tol, normalize=normalize, max_iters=max_iters, grad_mode=grad_mode)
         return n * out.apply(pick, axis=1), out.status, _bad_slice(row, eps)
 
-    return _map_slices(one, x, b, eps, tol)
+    return _map_slices(one, x, b, pick, eps, tol)
 
 
-@functools.partial(jax.jit, static_argnames=("num_targets", "what") + _SETTINGS)
-def _sort_or_rank(x, eps, tol, *, num_targets, what, normalize, max_iters, grad_mode):
+@functools.partial(jax.jit, static_argnames=("num_targets",) + _SETTINGS)
+def _sort_and_rank(x, normalize, eps, tol, *, num_targets, max_iters, grad_mode):
+    """``([B, m] sorted values, [B, n] ranks, [B] status)``: one program serves both operators."""
     n, m = x.shape[-1], num_targets
     b = jnp.full((m,), 1.0 / m, x.dtype)
+    scale = (n - 1.0) / (m - 1.0) if m > 1 else 0.0
 
     def one(row, b, eps, tol):
         out = _transport(row, b, eps, tol, normalize=normalize, max_iters=max_iters, grad_mode=grad_mode)
-        if what == "sort":
-            value = out.apply(row, axis=0) / b
-        else:
-            scale = (n - 1.0) / (m - 1.0) if m > 1 else 0.0
-            value = n * scale * out.apply(jnp.arange(m, dtype=x.dtype), axis=1)
-        return value, out.status, _bad_slice(row, eps)
+        ranks = n * scale * out.apply(jnp.arange(m, dtype=x.dtype), axis=1)
+        return (out.apply(row, axis=0) / b, ranks), out.status, _bad_slice(row, eps)
 
-    return _map_slices(one, x, b, eps, tol)
+    (values, ranks), status = _map_slices(one, x, b, eps, tol)
+    return values, ranks, status
 
 
-def _quantile_targets(q, weight, n):
+def _quantile_targets(q, weight):
     """Anchor weights ``[2Q + 1]`` (filler, w, filler, ..., w, filler) for sorted levels ``q: [Q]``.
 
-    The anchor of level ``q_j`` gets mass ``w`` centred at cumulative mass ``q_j``; ``w`` is
-    the user's ``weight`` (default ``min(0.02, 1.5 / n)``), capped at half of every gap
-    between consecutive levels (0 and 1 included) and at ``0.5 / Q``, so every filler
-    keeps positive mass. This is OTT-JAX's rule (``ott.tools.soft_sort.quantile``).
+    The anchor of level ``q_j`` gets mass ``w`` centred at cumulative mass ``q_j``: ``w`` is
+    ``weight`` capped at half of every gap between consecutive levels (0 and 1 included)
+    and at ``0.5 / Q``, so every filler keeps positive mass. This is OTT-JAX's rule
+    (``ott.tools.soft_sort.quantile``).
     """
     n_q = q.shape[0]
     dtype = q.dtype
     gaps = jnp.diff(jnp.concatenate([jnp.zeros(1, dtype), q, jnp.ones(1, dtype)]))  # [Q + 1]
-    w = jnp.minimum(0.5 / n_q, 0.5 * jnp.min(gaps))
-    if weight is None:
-        w = jnp.minimum(w, jnp.minimum(0.02, 1.5 / n))
-    else:
-        w = jnp.minimum(w, weight)
+    w = jnp.minimum(jnp.minimum(0.5 / n_q, 0.5 * jnp.min(gaps)), weight)
     # interior fillers lose w (half to each neighbouring level), the two end fillers w / 2
     ends = jnp.zeros(n_q + 1, dtype).at[0].set(0.5).at[-1].add(0.5)
     fillers = gaps - w * (1.0 - ends)
@@ -242,15 +248,14 @@ def _quantile_targets(q, weight, n):
     return weights
 
 
-@functools.partial(jax.jit, static_argnames=("has_weight",) + _SETTINGS)
-def _quantile(x, q, weight, eps, tol, *, has_weight, normalize, max_iters, grad_mode):
+@functools.partial(jax.jit, static_argnames=_SETTINGS)
+def _quantile(x, q, weight, normalize, eps, tol, *, max_iters, grad_mode):
     n = x.shape[-1]
     order = jnp.argsort(q)
     q_sorted = q[order]
-    b = _quantile_targets(q_sorted, weight if has_weight else None, n)
+    b = _quantile_targets(q_sorted, weight)
     q_bad = ~jnp.all(jnp.isfinite(q) & (q > 0) & (q < 1)) | jnp.any(jnp.diff(q_sorted) <= 0)
-    if has_weight:
-        q_bad = q_bad | ~(jnp.isfinite(weight) & (weight > 0))
+    q_bad = q_bad | ~(jnp.isfinite(weight) & (weight > 0))
 
     def one(row, b, eps, tol):
         out = _transport(row, b, eps, tol, normalize=normalize, max_iters=max_iters, grad_mode=grad_mode)
@@ -329,10 +334,10 @@ def soft_topk(
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k < n:
         raise ValueError(f"{fn}: k must be an integer with 0 < k < n = {n} (the size of the last axis of scores), "
                          f"got {k!r}")
-    max_iters = _settings(fn, normalize, max_iters, grad_mode)
+    how, max_iters = _settings(fn, normalize, max_iters, grad_mode)
     rows, lead = _rows(x)
-    out, status = _topk(rows, int(k), _epsilon(epsilon, fn), tol, descending=bool(descending), normalize=normalize,
-                        max_iters=max_iters, grad_mode=grad_mode)
+    out, status = _topk(rows, int(k), bool(descending), how, _epsilon(epsilon, fn), tol, max_iters=max_iters,
+                        grad_mode=grad_mode)
     return _finish(out.reshape(lead + (n,)), status.reshape(lead), fn,
                    "scores must be finite and epsilon a finite number > 0", throw)
 
@@ -378,10 +383,10 @@ def soft_sort(
     x = _values(x, "x", fn)
     n = x.shape[-1]
     m = n if num_targets is None else check_int_at_least(num_targets, "num_targets", fn, low=1, allow_none=False)
-    max_iters = _settings(fn, normalize, max_iters, grad_mode)
+    how, max_iters = _settings(fn, normalize, max_iters, grad_mode)
     rows, lead = _rows(x)
-    out, status = _sort_or_rank(rows, _epsilon(epsilon, fn), tol, num_targets=m, what="sort", normalize=normalize,
-                                max_iters=max_iters, grad_mode=grad_mode)
+    out, _, status = _sort_and_rank(rows, how, _epsilon(epsilon, fn), tol, num_targets=m, max_iters=max_iters,
+                                    grad_mode=grad_mode)
     return _finish(out.reshape(lead + (m,)), status.reshape(lead), fn,
                    "x must be finite and epsilon a finite number > 0", throw)
 
@@ -425,10 +430,10 @@ def soft_rank(
     m = n if num_targets is None else check_int_at_least(num_targets, "num_targets", fn, low=2, allow_none=False)
     if m < 2:
         raise ValueError(f"{fn}: ranks need at least 2 anchors; x has n = {n} values (pass num_targets >= 2)")
-    max_iters = _settings(fn, normalize, max_iters, grad_mode)
+    how, max_iters = _settings(fn, normalize, max_iters, grad_mode)
     rows, lead = _rows(x)
-    out, status = _sort_or_rank(rows, _epsilon(epsilon, fn), tol, num_targets=m, what="rank", normalize=normalize,
-                                max_iters=max_iters, grad_mode=grad_mode)
+    _, out, status = _sort_and_rank(rows, how, _epsilon(epsilon, fn), tol, num_targets=m, max_iters=max_iters,
+                                    grad_mode=grad_mode)
     return _finish(out.reshape(lead + (n,)), status.reshape(lead), fn,
                    "x must be finite and epsilon a finite number > 0", throw)
 
@@ -494,14 +499,15 @@ def soft_quantile(
             raise ValueError(f"{fn}: q must lie in the open interval (0, 1), got {levels.tolist()}")
         if np.unique(levels).size != levels.size:
             raise ValueError(f"{fn}: q must hold distinct levels, got {levels.tolist()}")
-    has_weight = weight is not None
-    if has_weight:
+    if weight is None:
+        weight = min(0.02, 1.5 / n)
+    else:
         check_positive(weight, "weight", fn)
-        weight = jnp.asarray(weight, x.dtype)
-    max_iters = _settings(fn, normalize, max_iters, grad_mode)
+    weight = jnp.asarray(weight, x.dtype)
+    how, max_iters = _settings(fn, normalize, max_iters, grad_mode)
     rows, lead = _rows(x)
-    out, status = _quantile(rows, q_arr, weight, _epsilon(epsilon, fn), tol, has_weight=has_weight,
-                            normalize=normalize, max_iters=max_iters, grad_mode=grad_mode)
+    out, status = _quantile(rows, q_arr, weight, how, _epsilon(epsilon, fn), tol, max_iters=max_iters,
+                            grad_mode=grad_mode)
     out = out.reshape(lead + q_arr.shape)
     if scalar:
         out = out[..., 0]
