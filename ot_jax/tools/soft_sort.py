@@ -38,6 +38,23 @@ Normalisation (``normalize=``), applied to each slice ``x: [n]`` before the cost
 :class:`~ot_jax.PointCloud` of 1-D points once ``m > 32``, so the ``n x m`` cost is
 never stored (time is still ``O(n m)`` per iteration).
 
+Solving: the top-k problem reduces to one unknown, the difference ``h`` of the two
+anchors' potentials, and plain Sinkhorn iterations approach it slowly once few
+scores are shared between the anchors (small ``n`` or ``epsilon``: 10^4 iterations
+and more). With ``grad_mode="implicit"`` the solve therefore starts from ``h``
+found by bisection (60 passes over the scores, no derivative) and Sinkhorn only
+polishes it (usually one check, 10 iterations); the gradient is still the
+solver's implicit one. ``"unroll"`` starts from zero potentials, so that its
+derivative is that of the iterations. Sort, rank and quantile start from zero.
+
+Differences from OTT-JAX by design: top-k normalises by min-max by default (SOFT;
+``normalize="sigmoid"`` gives ``topk_mask``'s values); a constant slice (zero
+standard deviation) has a zero, not NaN, gradient through the sigmoid
+normalisation; OTT-JAX's sort starts from its ``SortingInitializer``, which has no
+reverse-mode derivative, ours from zero (same fixed point); OTT-JAX's ``sort(topk=)``,
+``ranks(target_weights=)``, ``sort_with``, ``quantize`` and
+``quantile_normalization`` have no counterpart here.
+
 Health: inputs are checked before tracing (shapes, ``k``, ``q``, settings; and, for
 concrete inputs, NaN/inf values and ``epsilon <= 0``, which raise ``ValueError``).
 Inside ``jit`` the value checks become :data:`~ot_jax.Status.INVALID_INPUT`: the
@@ -67,7 +84,7 @@ from ot_jax.solvers import Status, raise_on_status, sinkhorn
 __all__ = ["soft_topk", "soft_sort", "soft_rank", "soft_quantile"]
 
 _NORMALIZATIONS = ("minmax", "sigmoid", "none")
-_GRAD_MODES = ("implicit", "envelope", "unroll")
+_GRAD_MODES = ("implicit", "unroll")
 _DENSE_ANCHORS = 32  # up to this many anchors the [n, m] cost is stored; past it, a lazy PointCloud
 _SETTINGS = ("max_iters", "grad_mode")
 
@@ -100,11 +117,11 @@ def _settings(fn: str, normalize, max_iters, grad_mode) -> tuple[int, int]:
     """``(index of normalize, max_iters)`` after checking the settings."""
     if normalize not in _NORMALIZATIONS:
         raise ValueError(f"{fn}: normalize must be one of {', '.join(map(repr, _NORMALIZATIONS))}, got {normalize!r}")
-    if grad_mode not in _GRAD_MODES:
-        raise ValueError(f"{fn}: grad_mode must be 'implicit' (default), 'unroll' or 'envelope', got {grad_mode!r}")
     if grad_mode == "envelope":
         raise ValueError(f"{fn}: grad_mode='envelope' does not differentiate the plan, which every soft operator "
                          "reads; use 'implicit' (default) or 'unroll'")
+    if grad_mode not in _GRAD_MODES:
+        raise ValueError(f"{fn}: grad_mode must be 'implicit' (default) or 'unroll', got {grad_mode!r}")
     return _NORMALIZATIONS.index(normalize), check_int_at_least(max_iters, "max_iters", fn, low=1, allow_none=False)
 
 

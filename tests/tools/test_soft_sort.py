@@ -202,6 +202,8 @@ def test_rank_derivative_fd(values):
         (lambda x: soft_quantile(x, 0.5, weight=0.0), "weight must be"),
         (lambda x: soft_sort(x, normalize="zscore"), "normalize must be one of"),
         (lambda x: soft_sort(x, grad_mode="envelope"), "envelope"),
+        (lambda x: soft_topk(x, 2, grad_mode="forward"), "grad_mode must be 'implicit' \\(default\\) or 'unroll'"),
+        (lambda x: soft_topk(x, 2, max_iters=0), "max_iters must be an integer >= 1"),
         (lambda x: soft_rank(x, num_targets=1), "num_targets must be an integer >= 2"),
         (lambda x: soft_sort(x[0]), "got a scalar"),
     ],
