@@ -116,6 +116,12 @@ def test_matches_ott_jax(values):
             soft_quantile(x, Q, epsilon=eps, **TIGHT))
     for name, a, b in zip(("sort", "ranks", "topk_mask", "quantile"), ours, ott):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=name)
+    # n = 40 > 32 anchors: sort and rank run on a lazy PointCloud (one program for both).
+    x40 = jnp.asarray(np.random.default_rng(9).normal(size=40))
+    ott40 = jax.jit(lambda x: (soft_sort_ott.sort(x, epsilon=eps, **ott_kw),
+                               soft_sort_ott.ranks(x, epsilon=eps, **ott_kw)))(x40)
+    np.testing.assert_allclose(soft_sort(x40, epsilon=eps, **TIGHT), ott40[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(soft_rank(x40, epsilon=eps, **TIGHT), ott40[1], rtol=1e-5, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- gradients
