@@ -37,7 +37,16 @@ from ot_jax.solvers import (
     sliced_wasserstein,
     wasserstein_1d,
 )
-from ot_jax.tools import ColorTransferResult, color_transfer, gaussian_entropic_plan, gaussian_w2
+from ot_jax.tools import (
+    ColorTransferResult,
+    color_transfer,
+    gaussian_entropic_plan,
+    gaussian_w2,
+    soft_quantile,
+    soft_rank,
+    soft_sort,
+    soft_topk,
+)
 
 __version__ = "0.1.0"
 
@@ -72,4 +81,8 @@ __all__ = [
     "AssignmentResult",
     "barycenter",
     "BarycenterResult",
+    "soft_topk",
+    "soft_sort",
+    "soft_rank",
+    "soft_quantile",
 ]
