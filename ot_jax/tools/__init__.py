@@ -1,13 +1,11 @@
 """Applications built on the solvers: colour transfer (``color``), Gaussian closed forms
 (``gaussian``), and differentiable top-k, sort, rank and quantiles from entropic OT
-(module ``ot_jax/tools/soft_sort.py``: :func:`soft_topk`, :func:`soft_sort`, :func:`soft_rank`,
-:func:`soft_quantile`; the attribute ``ot_jax.tools.soft_sort`` is the function, import the module
-itself as ``importlib.import_module("ot_jax.tools.soft_sort")``)."""
+(``sorting``: :func:`soft_topk`, :func:`soft_sort`, :func:`soft_rank`, :func:`soft_quantile`)."""
 
-from ot_jax.tools import color, gaussian
+from ot_jax.tools import color, gaussian, sorting
 from ot_jax.tools.color import ColorTransferResult, color_transfer
 from ot_jax.tools.gaussian import gaussian_entropic_plan, gaussian_w2
-from ot_jax.tools.soft_sort import soft_quantile, soft_rank, soft_sort, soft_topk
+from ot_jax.tools.sorting import soft_quantile, soft_rank, soft_sort, soft_topk
 
-__all__ = ["color", "gaussian", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
+__all__ = ["color", "gaussian", "sorting", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
            "soft_topk", "soft_sort", "soft_rank", "soft_quantile"]
