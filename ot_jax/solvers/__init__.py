@@ -6,11 +6,12 @@ from ot_jax.solvers.barycenter import BarycenterResult, barycenter
 from ot_jax.solvers.exact import emd
 from ot_jax.solvers.ipot import ipot
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax.solvers.results import (EntropicResult, ExactResult, SolverError, Status, check_status, raise_on_status,
+from ot_jax.solvers.results import (EntropicResult, Exact1DResult, ExactResult, SolverError, Status, check_status, raise_on_status,
                                    result_repr, status_message)
 from ot_jax.solvers.sinkhorn import sinkhorn
-from ot_jax.solvers.sliced import sliced_wasserstein, wasserstein_1d
+from ot_jax.solvers.sliced import emd_1d, sliced_wasserstein, wasserstein_1d
 
 __all__ = ["emd", "sinkhorn", "ipot", "fixed_point_loop", "EntropicResult", "ExactResult", "Status",
            "assignment", "AssignmentResult", "barycenter", "BarycenterResult", "sliced_wasserstein",
-           "wasserstein_1d", "raise_on_status", "check_status", "SolverError", "status_message", "result_repr"]
+           "wasserstein_1d", "emd_1d", "Exact1DResult", "raise_on_status", "check_status", "SolverError",
+           "status_message", "result_repr"]

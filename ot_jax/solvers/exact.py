@@ -108,8 +108,10 @@ def emd(geom, a=None, b=None, *, max_iters: int = DEFAULT_MAX_ITERS, throw: bool
     Args:
       geom: ``[n, m]`` cost matrix, :class:`~ot_jax.Geometry` or :class:`~ot_jax.PointCloud`
         (materialised: the LP is dense).
-      a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights. Zero and
-        tiny (down to the smallest float) entries are fine.
+      a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights, or
+        ``[m, K]`` for K targets (POT's convention; the result's fields get a leading
+        axis K and the K problems are solved in one host call). Zero and tiny (down to
+        the smallest float) entries are fine.
       max_iters: cap on simplex pivots (static); reaching it gives ``MAX_ITERS``.
       throw: raise (also inside ``jit``) on bad input or a failed solve.
 
@@ -127,8 +129,20 @@ def emd(geom, a=None, b=None, *, max_iters: int = DEFAULT_MAX_ITERS, throw: bool
     solver = "emd"
     if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
         raise ValueError(f"{solver}: max_iters must be an integer >= 1, got {max_iters!r}")
-    geom, a, b, invalid = prepare(geom, a, b, solver)
-    result = _solve(geom.cost_matrix, a, b, invalid, max_iters=int(max_iters))
+    if b is not None and np.ndim(b) == 2:  # K targets: one LP per column, all in one host call
+        problems = []
+        for k in range(np.shape(b)[1]):
+            try:
+                problems.append(prepare(geom, a, b[:, k], solver))
+            except ValueError as err:
+                raise ValueError(f"{err} (in column {k} of b: [m, K] = {tuple(np.shape(b))})") from None
+        geom, a = problems[0][0], problems[0][1]
+        targets, invalid = jnp.stack([pr[2] for pr in problems]), jnp.stack([pr[3] for pr in problems])
+        result = jax.vmap(lambda bk, bad: _solve(geom.cost_matrix, a, bk, bad, max_iters=int(max_iters)))(
+            targets, invalid)
+    else:
+        geom, a, b, invalid = prepare(geom, a, b, solver)
+        result = _solve(geom.cost_matrix, a, b, invalid, max_iters=int(max_iters))
     messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: the network simplex did not certify its solution "
                 "(check the costs for extreme values)",
                 Status.MAX_ITERS: f"ot_jax.{solver}: MAX_ITERS: the network simplex stopped after max_iters pivots "

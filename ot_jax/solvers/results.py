@@ -207,6 +207,51 @@ class ExactResult:
         return result_repr(self, ("plan", "cost", "status", "n_iters"))
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Exact1DResult:
+    """Solution of 1-D exact OT (:func:`ot_jax.emd_1d`): the monotone plan, stored sparse.
+
+    The plan has at most ``n + m - 1`` nonzero entries, on a staircase through the
+    sorted samples; entry ``k`` moves mass ``values[k]`` from ``x[rows[k]]`` to
+    ``y[cols[k]]`` (``n + m`` entries, some of them zero).
+
+    Attributes:
+      rows: ``[n + m]`` int32 source indices (into the unsorted ``x``).
+      cols: ``[n + m]`` int32 target indices (into the unsorted ``y``).
+      values: ``[n + m]`` transported masses (``>= 0``; they sum to the mass).
+      f: ``[n]`` dual potential of ``x``; g: ``[m]`` of ``y``: ``f_i + g_j <= |x_i - y_j|^p``
+        on all pairs, with equality on the plan's support, centred so that
+        ``a . f = b . g``.
+      cost: scalar ``W_p^p = sum_k values[k] |x[rows[k]] - y[cols[k]]|^p``; differentiable
+        in the points and the weights.
+      converged: scalar bool (the solution is closed-form: True unless the input is invalid).
+      status: scalar int, a :class:`Status` (``CONVERGED`` or ``INVALID_INPUT``).
+    """
+
+    rows: jax.Array
+    cols: jax.Array
+    values: jax.Array
+    f: jax.Array
+    g: jax.Array
+    cost: jax.Array
+    converged: jax.Array
+    status: jax.Array
+
+    @property
+    def lower_bound(self) -> jax.Array:
+        """``cost`` when converged (exact), else ``-inf``."""
+        return jnp.where(self.converged, self.cost, -jnp.inf)
+
+    def plan(self) -> jax.Array:
+        """The dense ``[n, m]`` plan (``O(n m)`` memory; the sparse triplets are the plan itself)."""
+        return jnp.zeros((self.f.shape[-1], self.g.shape[-1]), self.values.dtype).at[self.rows, self.cols].add(
+            self.values)
+
+    def __repr__(self) -> str:
+        return result_repr(self, ("f", "g", "cost", "status"))
+
+
 def _refuse_derivative(value: jax.Array, what: str, solver_hint: str) -> jax.Array:
     """``value`` unchanged; raises a ``ValueError`` at trace time if it is differentiated."""
 

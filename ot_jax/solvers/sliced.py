@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ot_jax._checks import all_finite, check_weights, concrete_true
+from ot_jax.solvers.results import Exact1DResult, Status
 
-__all__ = ["wasserstein_1d", "sliced_wasserstein"]
+__all__ = ["emd_1d", "wasserstein_1d", "sliced_wasserstein"]
 
 
 def _points_1d(x, name: str, fn: str) -> jax.Array:
@@ -167,6 +168,81 @@ def wasserstein_1d(x, y, a=None, b=None, *, p: float = 1.0) -> jax.Array:
 @partial(jax.jit, static_argnums=5)
 def _w1d_core(x, y, a, b, invalid, p):
     return jnp.where(invalid, jnp.nan, _root(_wpp_weighted(x, y, a, b, p), p))
+
+
+def emd_1d(x, y, a=None, b=None, *, p: float = 2.0) -> Exact1DResult:
+    """Exact 1-D OT with cost ``|x_i - y_j|^p``: the monotone plan (sparse), dual potentials, ``W_p^p``.
+
+    The plan couples the quantile functions: on the merged breakpoints of
+    ``cumsum(a)`` and ``cumsum(b)`` (sorted samples) each interval of mass moves from
+    one ``x`` to one ``y``, a staircase of ``n + m - 1`` cells (north-west corner
+    rule), optimal for every ``p >= 1`` since the cost is convex in ``x - y``. The
+    duals make every staircase cell tight: walking the staircase, each step adds one
+    new row or one new column, whose potential is the cell's cost minus the other
+    one's (a cumulative sum, no loop); the Monge property of the cost then gives
+    ``f_i + g_j <= |x_i - y_j|^p`` everywhere. O((n + m) log(n + m)) time, O(n + m)
+    memory; ``jit``, ``vmap``, ``grad``. Derivatives: ``cost`` (envelope: ``d/dx``
+    through the plan's cells, ``d/da = f`` and ``d/db = g`` up to a shared constant) and
+    ``f``, ``g``, ``values`` (derivatives of these closed forms with the staircase held
+    fixed, exact wherever the sorted order and the breakpoint order do not change).
+
+    Args:
+      x: ``[n]`` source samples; y: ``[m]`` target samples.
+      a: ``[n]`` source weights (uniform ``1/n`` if None); b: ``[m]`` target weights
+        (finite, ``>= 0``, equal masses; zeros are fine).
+      p: exponent, a static number >= 1.
+
+    Returns:
+      :class:`~ot_jax.solvers.results.Exact1DResult`; ``cost`` is ``W_p^p`` (the value
+      :func:`wasserstein_1d` takes the p-th root of), differentiable in ``x``, ``y``,
+      ``a`` and ``b``. Inside ``jit`` invalid weights give ``INVALID_INPUT`` and NaN.
+
+    >>> import jax.numpy as jnp, ot_jax
+    >>> out = ot_jax.emd_1d(jnp.array([0.0, 1.0]), jnp.array([3.0, 2.0]), p=1.0)
+    >>> out.plan().tolist(), float(out.cost)
+    ([[0.0, 0.5], [0.5, 0.0]], 2.0)
+    """
+    fn = "emd_1d"
+    p = _check_p(p, fn)
+    x = _points_1d(x, "x", fn)
+    y = _points_1d(y, "y", fn)
+    dtype = _float_dtype(x, y)
+    x, y = x.astype(dtype), y.astype(dtype)
+    _check_points_finite(fn, x=x, y=y)
+    a, b, invalid = _check_weights(x, y, a, b, fn)
+    a = jnp.full(x.shape, 1.0 / x.shape[0], dtype) if a is None else a
+    b = jnp.full(y.shape, 1.0 / y.shape[0], dtype) if b is None else b
+    return _emd_1d(x, y, a, b, invalid, p)
+
+
+@partial(jax.jit, static_argnums=5)
+def _emd_1d(x, y, a, b, invalid, p):
+    """The staircase plan and its duals, for checked ``x [n]``, ``y [m]``, ``a [n]``, ``b [m]``."""
+    n, m = x.shape[0], y.shape[0]
+    order_x, order_y = jnp.argsort(x), jnp.argsort(y)
+    xs, ys = x[order_x], y[order_y]
+    delta, ia, ib = _merge(jnp.cumsum(a[order_x]), jnp.cumsum(b[order_y]))
+    cell = _pow(jnp.abs(xs[ia] - ys[ib]), p)  # [n + m] cost of each staircase cell
+    cost = jnp.sum(delta * cell)
+    # Cell k adds row ia[k] (same column as cell k-1) or column ib[k] (same row); with both
+    # cells tight, the new potential moves by cell[k] - cell[k-1] from the one it replaces.
+    # (At the end the clamped indices repeat the last cell: neither moves.)
+    step = jnp.diff(cell, prepend=cell[:1])
+    new_row = jnp.diff(ia, prepend=ia[:1]) > 0
+    new_col = jnp.diff(ib, prepend=ib[:1]) > 0
+    u = jnp.cumsum(jnp.where(new_row, step, 0.0))  # f along the staircase, f[first row] = 0
+    v = cell[0] + jnp.cumsum(jnp.where(new_col, step, 0.0))  # g along it: u + v = cell
+    f_sorted = jnp.zeros(n, x.dtype).at[ia].set(u)  # every cell of a row gives it the same value
+    g_sorted = jnp.zeros(m, x.dtype).at[ib].set(v)
+    f = jnp.zeros(n, x.dtype).at[order_x].set(f_sorted)
+    g = jnp.zeros(m, x.dtype).at[order_y].set(g_sorted)
+    shift = (jnp.dot(a, f) - jnp.dot(b, g)) / (2.0 * jnp.sum(a))
+    f, g = f - shift, g + shift
+    status = jnp.where(invalid, Status.INVALID_INPUT, Status.CONVERGED).astype(jnp.int32)
+    nan = lambda v: jnp.where(invalid, jnp.nan, v)  # noqa: E731
+    return Exact1DResult(rows=order_x[ia].astype(jnp.int32), cols=order_y[ib].astype(jnp.int32),
+                         values=nan(delta), f=nan(f), g=nan(g), cost=nan(cost),
+                         converged=status == Status.CONVERGED, status=status)
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3))

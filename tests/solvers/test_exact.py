@@ -156,3 +156,20 @@ def test_vmap_solves_the_batch_in_one_host_call(rng, monkeypatch):
     assert calls == [(6, 11, 13)]
     for k in range(6):
         assert abs(float(out.cost[k]) - ot.emd2(a[k], np.full(13, 1 / 13), costs[k])) <= 1e-12
+
+
+def test_several_targets_in_one_call(rng):
+    """b: [m, K] (POT's convention): K problems, one host call, fields with a leading K."""
+    cost = rng.uniform(size=(6, 5))
+    a = np.full(6, 1 / 6)
+    targets = rng.uniform(size=(5, 3))
+    targets /= targets.sum(axis=0)
+    out = ot_jax.emd(cost, a, targets)
+    assert out.plan.shape == (3, 6, 5) and out.f.shape == (3, 6) and bool(np.all(out.converged))
+    np.testing.assert_allclose(np.asarray(out.cost), ot.emd2(a, targets, cost), rtol=1e-12)
+    grad = jax.grad(lambda c: ot_jax.emd(c, a, targets).cost.sum())(cost)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(out.plan).sum(0), atol=1e-15)
+    bad = targets.copy()
+    bad[0, 1] = -1.0
+    with pytest.raises(ValueError, match=r"negative .*column 1 of b"):
+        ot_jax.emd(cost, a, bad)

@@ -82,6 +82,57 @@ def test_wasserstein_1d_float32(rng):
     np.testing.assert_allclose(float(out) ** 2, ot.wasserstein_1d(x, y, a, b, p=2), rtol=1e-4)
 
 
+# ----------------------------------------------------------------------------- emd_1d: plan and duals
+def _check_emd_1d(out, x, y, a, b, p):
+    """The sparse plan is POT's dense one, the cost is the LP value, the duals certify it."""
+    cost = np.abs(x[:, None] - y[None, :]) ** p
+    plan = np.asarray(out.plan())
+    np.testing.assert_allclose(plan, ot.emd_1d(x, y, a, b, metric="minkowski", p=p), atol=1e-13)
+    np.testing.assert_allclose(float(out.cost), ot.emd2(a, b, cost), rtol=1e-12, atol=1e-14)
+    f, g = np.asarray(out.f), np.asarray(out.g)
+    assert (cost - f[:, None] - g[None, :]).min() >= -1e-12  # dual feasible on every pair
+    np.testing.assert_allclose(a @ f + b @ g, float(out.cost), rtol=1e-12, atol=1e-14)  # and optimal
+    np.testing.assert_allclose(a @ f, b @ g, atol=1e-12)  # the centring
+    assert int(out.status) == ot_jax.Status.CONVERGED and float(out.lower_bound) == float(out.cost)
+
+
+@pytest.mark.parametrize("p", [1.0, 1.5, 2.0])
+def test_emd_1d_plan_cost_and_duals_match_the_lp(rng, p):
+    x, y, a, b = _weighted(rng, 13, 9)
+    _check_emd_1d(ot_jax.emd_1d(x, y, a, b, p=p), x, y, a, b, p)
+    # repeated points, zero weights and a single sample on one side
+    x2, y2 = np.array([0.3, -1.0, 0.3, 2.0, 0.3]), np.array([0.0, 1.0, 1.0])
+    a2, b2 = np.array([0.2, 0.0, 0.3, 0.25, 0.25]), np.array([0.5, 0.0, 0.5])
+    _check_emd_1d(ot_jax.emd_1d(x2, y2, a2, b2, p=p), x2, y2, a2, b2, p)
+    _check_emd_1d(ot_jax.emd_1d(x2[:1], y2, np.ones(1), b2, p=p), x2[:1], y2, np.ones(1), b2, p)
+
+
+def test_emd_1d_gradients_vmap_and_invalid_weights(rng):
+    x, y, a, b = _weighted(rng, 6, 8)
+    fn = jax.jit(lambda x, a: ot_jax.emd_1d(x, y, a, b, p=2.0).cost)
+    gx, ga = jax.grad(fn, argnums=(0, 1))(x, a)
+    h = 1e-6
+    for i in (0, 3):
+        e = np.eye(6)[i] * h
+        np.testing.assert_allclose(gx[i], (fn(x + e, a) - fn(x - e, a)) / (2 * h), rtol=1e-6)
+        # d/da along a mass-preserving direction (a_i up, a_5 down) = f_i - f_5
+        d = (np.eye(6)[i] - np.eye(6)[5]) * h
+        np.testing.assert_allclose(ga[i] - ga[5], (fn(x, a + d) - fn(x, a - d)) / (2 * h), rtol=1e-5)
+    f = np.asarray(ot_jax.emd_1d(x, y, a, b, p=2.0).f)
+    np.testing.assert_allclose(np.asarray(ga - ga[0]), f - f[0], atol=1e-10)
+    # W_2^2 equals wasserstein_1d's value squared; vmap equals the loop
+    np.testing.assert_allclose(float(fn(x, a)), float(ot_jax.wasserstein_1d(x, y, a, b, p=2.0)) ** 2, rtol=1e-12)
+    xs = rng.normal(size=(4, 6))
+    batched = jax.vmap(lambda x: ot_jax.emd_1d(x, y, a, b, p=2.0))(xs)
+    for k in range(4):
+        np.testing.assert_allclose(np.asarray(batched.f[k]), np.asarray(ot_jax.emd_1d(xs[k], y, a, b, p=2.0).f),
+                                   atol=1e-13)
+    bad = jax.jit(lambda a: ot_jax.emd_1d(x, y, a, b))(-a)
+    assert int(bad.status) == ot_jax.Status.INVALID_INPUT and np.isnan(float(bad.cost))
+    with pytest.raises(ValueError, match="emd_1d"):
+        ot_jax.emd_1d(x, y, -a, b)
+
+
 @pytest.mark.parametrize("weights", ["uniform", "random"])
 @pytest.mark.parametrize("p", [1.0, 2.0])
 @pytest.mark.parametrize("m", [45, 60])  # m == n takes the shared-breakpoint fast path
