@@ -37,11 +37,13 @@ def concrete_true(flag) -> bool:
 
 
 def _on_host(x) -> bool:
-    """True for concrete values that live in host memory (NumPy, Python, CPU arrays)."""
+    """True for concrete values that live in this process's host memory (NumPy, Python,
+    CPU arrays); False for tracers, accelerator arrays and arrays spread over several
+    processes (multi-host), which are checked by a compiled reduction instead."""
     if isinstance(x, jax.core.Tracer):
         return False
     if isinstance(x, jax.Array):
-        return all(d.platform == "cpu" for d in x.devices())
+        return x.is_fully_addressable and all(d.platform == "cpu" for d in x.devices())
     return True
 
 
@@ -86,7 +88,7 @@ def check_weights(a, b, sizes, dtype, solver: str,
                 f"{solver}: weights {name} have shape {tuple(w.shape)} but {owner.format(size)}; "
                 f"expected {name} of shape ({size},)"
             )
-        if is_concrete(w):
+        if is_concrete(w) and (not isinstance(w, jax.Array) or w.is_fully_addressable):
             w_np = np.asarray(w).astype(dtype)
             if not np.all(np.isfinite(w_np)):
                 raise ValueError(f"{solver}: weights {name} contain NaN or inf")
@@ -141,8 +143,8 @@ def check_points(x, name: str, fn: str, batched: bool = False) -> jax.Array:
         raise ValueError(f"{fn}: {name} is empty (shape {tuple(x.shape)}); need at least one point of dimension >= 1")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    # NumPy, not jnp: inside a trace even operations on concrete inputs are staged.
-    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+    # concrete_true, not jnp: inside a trace even operations on concrete inputs are staged.
+    if is_concrete(x) and concrete_true(~all_finite(x)):
         raise ValueError(f"{fn}: {name} contains NaN or inf")
     return x
 

@@ -2,13 +2,15 @@
 
 The sharded checks need 8 devices, fixed when JAX starts: they run once, in a
 subprocess with ``--xla_force_host_platform_device_count=8`` (sharding_checks.py),
-and the tests below read its JSON report. The argument checks run here, on a
-one-device mesh.
+and the tests below read its JSON report. The multi-host check runs two such
+processes joined by ``jax.distributed`` on localhost (multihost_checks.py). The
+argument checks run here, on a one-device mesh.
 """
 
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
@@ -36,6 +38,29 @@ def report():
     out = json.loads(line.split(" ", 1)[1])
     assert out["devices"] == 8
     return out
+
+
+def test_two_processes_solve_one_sharded_problem():
+    """Multi-host: 2 processes x 2 CPU devices, one mesh, one Sinkhorn; equal to the unsharded solve."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_ENABLE_X64="1", PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    script = pathlib.Path(__file__).with_name("multihost_checks.py")
+    procs = [subprocess.Popen([sys.executable, str(script), str(i), str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [proc.communicate(timeout=240) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, (_, err) in zip(procs, outs):
+        assert proc.returncode == 0, err[-4000:]
+    line = next(ln for ln in outs[0][0].splitlines() if ln.startswith("MULTIHOST_JSON "))
+    report = json.loads(line.split(" ", 1)[1])
+    assert (report["processes"], report["devices"], report["local"], report["status"]) == (2, 4, 2, 0)
+    assert max(report["cost"], report["f"], report["g"]) <= TOL, report
 
 
 def test_kernel_ops_equal_unsharded(report):
