@@ -233,6 +233,25 @@ def test_float32(gaussians):
     assert abs(mean - 0.5) < 1e-3 and abs(std - 0.05) < 1e-3
 
 
+def test_float32_implicit_gradient_matches_float64(rng):
+    """The GMRES-based implicit gradient in float32 agrees with float64 along mass-preserving directions."""
+    x, cost = line(50)
+    p = np.stack([np.exp(-((x - c) ** 2) / 0.01) + 1e-3 for c in (0.3, 0.7)])
+    p /= p.sum(axis=1, keepdims=True)
+    w = rng.normal(size=50)
+
+    def grad(dtype):
+        loss = lambda p: jnp.sum(ot_jax.barycenter(p, jnp.asarray(cost, dtype), method="sinkhorn",  # noqa: E731
+                                                   epsilon=0.01).barycenter * jnp.asarray(w, dtype))
+        g = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(p, dtype)), np.float64)
+        return g - g.mean(axis=1, keepdims=True)
+
+    g64 = grad(jnp.float64)
+    with jax.enable_x64(False):
+        g32 = grad(jnp.float32)
+    assert np.abs(g32 - g64).max() <= 2e-5 * np.abs(g64).max()
+
+
 def test_scaling_mode_underflow_is_reported(gaussians):
     x, cost, p = gaussians
     out = ot_jax.barycenter(p, cost, method="sinkhorn", epsilon=1e-4, mode="scaling")
