@@ -45,6 +45,7 @@ over three seeds).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -125,6 +126,7 @@ def vote_loss(vote: jax.Array, labels: jax.Array, *, floor: float = 1e-3) -> jax
     return -jnp.mean(jnp.log(picked + floor))
 
 
+@functools.partial(jax.jit, static_argnames=("k", "n_classes"))
 def knn_predict(train_x: jax.Array, train_y: jax.Array, query_x: jax.Array, k: int, n_classes: int) -> jax.Array:
     """Hard kNN labels ``[Q]`` of ``query_x: [Q, E]`` against ``train_x: [N, E]`` with labels ``train_y: [N]``:
     majority vote of the ``k`` nearest (squared Euclidean) training points; a tie goes to the nearest
@@ -138,7 +140,7 @@ def knn_predict(train_x: jax.Array, train_y: jax.Array, query_x: jax.Array, k: i
 
 def knn_accuracy(train_x, train_y, query_x, query_y, k: int, n_classes: int) -> float:
     """Share of ``query_x`` whose hard kNN label (:func:`knn_predict`) is ``query_y``."""
-    pred = knn_predict(jnp.asarray(train_x), jnp.asarray(train_y), jnp.asarray(query_x), k, n_classes)
+    pred = knn_predict(jnp.asarray(train_x), jnp.asarray(train_y), jnp.asarray(query_x), k=k, n_classes=n_classes)
     return float(jnp.mean(pred == jnp.asarray(query_y)))
 
 
@@ -198,6 +200,7 @@ def build(*, data: Labeled, model: Callable, optimizer: optax.GradientTransforma
     def network(params, rest) -> _Network:
         return nnx.merge(graphdef, params, rest)
 
+    @jax.jit  # one program instead of one per initialiser
     def init(key) -> KnnState:
         _, params, rest = nnx.split(make(key), nnx.Param, ...)
         return KnnState(params, rest, optimizer.init(params))
