@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.train.configs import compose_config
+from train.data import Labeled
 from train.runner import build_trainer, run_config
 from train.soft_knn import knn_predict, soft_vote, sq_distances, vote_loss
 
@@ -75,6 +76,17 @@ def test_knn_predict_majority_and_ties():
     # k = 3: {0, 1, 1} -> 1; {2, 2, 1} -> 2; k = 2 at 0.4: {0, 1} tie -> nearest (0); at 1.4: {1, 1} -> 1
     assert knn_predict(train, labels, query, 3, 3).tolist() == [1, 2, 1]
     assert knn_predict(train, labels, query, 2, 3).tolist() == [0, 2, 1]
+
+
+def test_labeled_data_checks_its_arrays():
+    x, y = np.zeros((5, 3)), np.arange(5) % 2
+    with pytest.raises(ValueError, match="y_train"):
+        Labeled(x, y[:4], x, y, n_classes=2)
+    with pytest.raises(ValueError, match="0..1"):
+        Labeled(x, y + 1, x, y, n_classes=2)
+    with pytest.raises(ValueError, match="dimensions differ"):
+        Labeled(x, y, np.zeros((5, 4)), y, n_classes=2)
+    assert Labeled(x, y, x, y, n_classes=2).dim == 3
 
 
 def test_short_run_writes_its_metrics_and_figure(tmp_path):
