@@ -1,4 +1,4 @@
-"""The kNN table of the SOFT top-k experiment (Xie et al. 2020, §4.1) on scikit-learn's digits.
+"""The kNN table of the SOFT top-k experiment (Xie et al. 2020, kNN experiment) on scikit-learn's digits.
 
 Runs ``experiment=soft_knn_digits`` (:mod:`train.soft_knn`) for every trained method and seed,
 and hard kNN on the raw pixels, then writes:
@@ -9,7 +9,7 @@ and hard kNN on the raw pixels, then writes:
 * ``docs/figures/soft_knn_accuracy_k.png``: test accuracy of hard kNN against the ``k`` used
   at test time (the networks are trained at the experiment's ``k``), mean and min-max band
   over the seeds;
-* the runs themselves under ``--out`` (default ``outputs/soft_knn_table``), one
+* the runs themselves under ``--out`` (default ``outputs/soft_knn_table``, ``_<name>`` appended), one
   ``<method>/seed=<s>`` run directory each (``metrics.json``, ``metrics.csv``, ``soft_knn.png``).
 
 Methods: the soft vote trained through SOFT's implicit gradient, through ``unroll_iters``
@@ -17,8 +17,10 @@ unrolled Sinkhorn iterations, and through a straight-through hard top-k (hard fo
 SOFT backward pass); the same network trained with cross-entropy on a linear head (head
 discarded, kNN on the embedding); and kNN on the raw pixels (no training, no seed).
 
-Usage: ``python scripts/soft_knn_table.py [--seeds 0 1 2] [--steps 2000] [--no-write]
-[-- extra hydra overrides]``, e.g. ``... -- trainer.k=5``.
+Usage: ``python scripts/soft_knn_table.py [--seeds 0 1 2] [--steps 2000] [--methods ...] [--no-write]
+[--name NAME] [-- extra hydra overrides]``, e.g. ``... -- trainer.k=5``. ``--name textured --
+data.transform=textured`` writes the block ``soft-knn-textured`` and the figure
+``soft_knn_accuracy_k_textured.png`` instead.
 """
 
 from __future__ import annotations
@@ -94,10 +96,13 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="loop.steps (default: the experiment's)")
     parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
-    parser.add_argument("--out", default=os.path.join(REPO, "outputs", "soft_knn_table"))
+    parser.add_argument("--out", default=None, help="run directories (default: outputs/soft_knn_table[_NAME])")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/ (table on stdout only)")
+    parser.add_argument("--name", default="", help="suffix of the docs block (soft-knn-<name>) and of the figure")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (after --)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = os.path.join(REPO, "outputs", "soft_knn_table" + (f"_{args.name}" if args.name else ""))
 
     base = ["loop.progress=false", "loop.checkpoint_every=0", "resume=false", *args.overrides]
     if args.steps is not None:
@@ -139,7 +144,7 @@ def main(argv=None):
     table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
                       + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
     n_test = data.x_test.shape[0]
-    note = (f"Digits (scikit-learn, 8×8): {data.x_train.shape[0]} training and {n_test} test images, the "
+    note = (f"{data.name} (scikit-learn, 8×8): {data.x_train.shape[0]} training and {n_test} test images, the "
             f"loader's fixed split; one test image is {100 / n_test:.2f} points of accuracy. Hard kNN "
             f"(k = {k}) against the full training set in the learned embedding; seeds {args.seeds}. "
             f"`{command_line()}` at {git_revision()} on {cpu_model()} "
@@ -155,12 +160,14 @@ def main(argv=None):
 
     from train.figures.soft_knn import accuracy_against_k
 
-    figure = FIGURE if not args.no_write else os.path.join(args.out, "soft_knn_accuracy_k.png")
+    suffix = f"_{args.name}" if args.name else ""
+    figure = (FIGURE.replace(".png", f"{suffix}.png") if not args.no_write
+              else os.path.join(args.out, f"soft_knn_accuracy_k{suffix}.png"))
     os.makedirs(os.path.dirname(figure), exist_ok=True)
     accuracy_against_k(curves, figure, train_k=k,
-                       title=f"digits: hard kNN test accuracy (trained at k = {k}, ε = {eps:g})")
+                       title=f"{data.name}: hard kNN test accuracy (trained at k = {k}, ε = {eps:g})")
     if not args.no_write:
-        write_section("soft-knn", markdown, path=DOC)
+        write_section("soft-knn" + (f"-{args.name}" if args.name else ""), markdown, path=DOC)
     print(f"figure: {figure}")
     return 0
 

@@ -117,4 +117,5 @@ def labeled_digits(*, transform: str = "none") -> Labeled:
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
     x_train, y_train = load_digits(transform=transform, split="train", dtype=dtype)
     x_test, y_test = load_digits(transform=transform, split="test", dtype=dtype)
-    return Labeled(x_train, y_train, x_test, y_test, n_classes=10, name=f"digits ({transform})")
+    return Labeled(x_train, y_train, x_test, y_test, n_classes=10,
+                   name="digits" if transform == "none" else f"{transform} digits")

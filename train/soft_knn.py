@@ -1,4 +1,4 @@
-"""kNN classification trained through the SOFT top-k operator (Xie et al., NeurIPS 2020, §4.1).
+"""kNN classification trained through the SOFT top-k operator (Xie et al., NeurIPS 2020, kNN experiment).
 
 An embedding network ``e: [d] -> [E]`` (``model``, an :class:`ot_jax.nn.MLP`) is trained so that
 hard k-nearest-neighbour classification in its embedding works. One step:
