@@ -2,7 +2,7 @@
 
 Two kinds of runs share the entry point (see :mod:`train.runner`):
 
-* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators): the
+* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators, soft kNN): the
   groups ``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``loss`` and
   ``trainer`` are picked by an experiment file (``# @package _global_``), which
   overrides only the values that make that experiment; ``loop`` holds the settings
@@ -38,7 +38,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, OmegaConf
 
 __all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig",
-           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "SoftKnnTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
            "ColorTransferConfig", "WganCriticConfig", "register", "conf_listing", "CONF_DIR"]
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -234,6 +234,23 @@ class MinibatchOtTrainerConfig(GeneratorTrainerConfig):
 
 
 @dataclass
+class SoftKnnTrainerConfig:
+    """kNN classification through SOFT top-k (Xie et al. 2020): ``train.soft_knn.build``."""
+
+    _target_: str = "train.soft_knn.build"
+    method: str = "soft_knn"  # soft_knn (soft vote's cross-entropy) | cross_entropy (linear head, discarded)
+    k: int = 9  # neighbours in training and in the evaluation's test_accuracy (the paper: k = 9)
+    epsilon: float = 1e-2  # SOFT temperature, in units of the squared range of the min-max normalised scores
+    grad_mode: str = "implicit"  # implicit | unroll (unroll_iters Sinkhorn steps) | straight_through
+    normalize: str = "minmax"  # score normalisation of ot_jax.soft_topk
+    unroll_iters: int = 100  # Sinkhorn iterations differentiated by grad_mode=unroll
+    vote_floor: float = 1e-3  # delta of the loss -log(vote[y] + delta)
+    batch_size: int = 100  # queries per step
+    support_size: int = 200  # support points per step, disjoint from the queries
+    eval_ks: list[int] = field(default_factory=lambda: [1, 3, 5, 9, 15])  # extra test_accuracy_k<k> metrics
+
+
+@dataclass
 class LoopConfig:
     """Settings of the generic training loop (:func:`train.loop.fit`)."""
 
@@ -285,6 +302,7 @@ _TRAINER_SCHEMAS = {  # schema/trainer/<name>: the base of conf/trainer/*.yaml
     "density": DensityTrainerConfig,
     "wgan": WganTrainerConfig,
     "minibatch_ot": MinibatchOtTrainerConfig,
+    "soft_knn": SoftKnnTrainerConfig,
 }
 
 

@@ -1,7 +1,9 @@
-"""The data of a trainer: K marginals, each a sampler ``f(key, n) -> [n, d_k]``.
+"""The data of a trainer: K marginals, each a sampler ``f(key, n) -> [n, d_k]``, or a
+labelled data set with a held-out split (:class:`Labeled`, the kNN classifiers).
 
 ``conf/data/*.yaml`` instantiate :class:`Marginals` with samplers from
-:mod:`ot_jax.data` (``_partial_: true`` nodes).
+:mod:`ot_jax.data` (``_partial_: true`` nodes), or :class:`Labeled` from a loader
+(:func:`labeled_digits`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import jax
+import numpy as np
 
-__all__ = ["Marginals"]
+__all__ = ["Marginals", "Labeled", "labeled_digits"]
 
 Sampler = Callable[[jax.Array, int], jax.Array]
 
@@ -68,3 +71,51 @@ class Marginals:
         if pools is None:
             return tuple(s(k, n) for s, k in zip(self.samplers, keys))
         return tuple(p[jax.random.randint(k, (n,), 0, p.shape[0])] for p, k in zip(pools, keys))
+
+
+@dataclasses.dataclass(frozen=True)
+class Labeled:
+    """A classification data set: training points and held-out test points with integer labels.
+
+    Attributes:
+      x_train: ``[N, d]`` training points; y_train: ``[N]`` their labels in ``0..n_classes-1``.
+      x_test: ``[M, d]`` held-out points; y_test: ``[M]`` their labels.
+      n_classes: number of classes.
+      name: display name.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    name: str = "data"
+
+    def __post_init__(self):
+        for side in ("train", "test"):
+            x, y = getattr(self, f"x_{side}"), getattr(self, f"y_{side}")
+            if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 1:
+                raise ValueError(f"Labeled: x_{side} must be [n, d] and y_{side} [n], got {x.shape} and {y.shape}")
+            if y.min() < 0 or y.max() >= self.n_classes:
+                raise ValueError(f"Labeled: y_{side} must lie in 0..{self.n_classes - 1}")
+        if self.x_train.shape[1] != self.x_test.shape[1]:
+            raise ValueError(f"Labeled: train and test dimensions differ ({self.x_train.shape[1]} vs "
+                             f"{self.x_test.shape[1]})")
+
+    @property
+    def dim(self) -> int:
+        """Dimension ``d`` of a point."""
+        return int(self.x_train.shape[1])
+
+
+def labeled_digits(*, transform: str = "none") -> Labeled:
+    """scikit-learn's 8x8 digits as a :class:`Labeled` set: the fixed stratified split of
+    :func:`ot_jax.data.digits.load_digits` (1438 training, 359 test images, ``[n, 64]`` in ``[0, 1]``),
+    in jax's default float dtype, independent of the run's seed."""
+    from ot_jax.data.digits import load_digits
+
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    x_train, y_train = load_digits(transform=transform, split="train", dtype=dtype)
+    x_test, y_test = load_digits(transform=transform, split="test", dtype=dtype)
+    return Labeled(x_train, y_train, x_test, y_test, n_classes=10,
+                   name="digits" if transform == "none" else f"{transform} digits")

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig
 from ot_jax.losses.spot import COUPLINGS
 from train.common import LR_DECAYS
 from train.generative import LATENTS
+from train.soft_knn import GRAD_MODES as KNN_GRAD_MODES, METHODS as KNN_METHODS
 
 __all__ = ["check_targets", "check_values", "ConfigKeyError", "ConfigValueError"]
 
@@ -74,6 +75,13 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "trainer.lr_decay": _one_of(LR_DECAYS),
     "trainer.latent": _one_of(LATENTS),
     "trainer.coupling": _one_of(COUPLINGS),
+    "trainer.k": _integer(1),
+    "trainer.support_size": _integer(2),
+    "trainer.unroll_iters": _integer(1),
+    "trainer.epsilon": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.vote_floor": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.method": _one_of(KNN_METHODS),
+    "trainer.grad_mode": _one_of(KNN_GRAD_MODES),
 }
 _MISSING = object()
 

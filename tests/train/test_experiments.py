@@ -56,6 +56,9 @@ for _name in GENERATORS:
     TINY[_name] = TRAIN_TINY + ["trainer.w2_samples=32", "trainer.snapshot_samples=32", "trainer.batch_size=16"]
 TINY["wgan_mixture"] += ["trainer.n_critic=2"]
 TINY["generator_digits"] += ["loss.max_iters=20"]
+TINY["soft_knn_digits"] = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
+                           "loop.progress=false", "trainer.batch_size=16", "trainer.support_size=32", "trainer.k=3",
+                           "trainer.eval_ks=[3]"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -107,6 +110,7 @@ SLOW_RUNS = {
     "color_transfer",  # ot_jax.color_transfer: tests/tools/test_color.py
     "wgan_critic",  # the critics: tests/losses/test_adversarial.py
     "digit_barycenters",  # ot_jax.barycenter: tests/solvers/test_barycenter.py
+    "soft_knn_digits",  # tests/train/test_soft_knn.py (a short run through run_config, the soft vote's gradients)
 }
 
 
@@ -131,6 +135,11 @@ def test_experiment_composes_and_runs(name, tmp_path):
     metrics = run_config(cfg, str(tmp_path))
     if name in GENERATORS:
         _check_generator_run(name, tmp_path)
+        return
+    if name == "soft_knn_digits":
+        records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [1, 2] and 0 <= records[-1]["test_accuracy"] <= 1
+        assert metrics["trainer"] == "train.soft_knn.build" and (tmp_path / "soft_knn.png").exists()
         return
     if name in TRAINING:
         density = name.startswith("density_")
