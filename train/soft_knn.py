@@ -55,16 +55,14 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-import ot_jax
+from ot_jax.losses.knn import GRAD_MODES, knn_predict, soft_vote, sq_distances, vote_loss
 from train.data import Labeled
 from train.loop import Trainer
 from train.report import format_table
 
-__all__ = ["build", "KnnState", "METHODS", "GRAD_MODES", "sq_distances", "topk_indicator", "soft_vote",
-           "vote_loss", "knn_predict", "knn_accuracy"]
+__all__ = ["build", "KnnState", "METHODS", "knn_accuracy"]
 
 METHODS = ("soft_knn", "cross_entropy")
-GRAD_MODES = ("implicit", "unroll", "straight_through")
 
 
 class KnnState(NamedTuple):
@@ -81,61 +79,6 @@ class _Network(nnx.Module):
     def __init__(self, embed: nnx.Module, n_classes: int | None, *, rngs: nnx.Rngs):
         self.embed = embed
         self.head = nnx.Linear(embed.out_features, n_classes, rngs=rngs) if n_classes else None
-
-
-def sq_distances(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``||x_i - y_j||^2`` for ``x: [B, E]``, ``y: [M, E]`` -> ``[B, M]`` (clipped at 0)."""
-    d = jnp.sum(x * x, -1)[:, None] + jnp.sum(y * y, -1)[None, :] - 2.0 * x @ y.T
-    return jnp.maximum(d, 0.0)
-
-
-def topk_indicator(scores: jax.Array, k: int, *, epsilon: float, grad_mode: str = "implicit",
-                   normalize: str = "minmax", unroll_iters: int = 100) -> jax.Array:
-    """The top-k indicator ``[..., M]`` of ``scores: [..., M]`` (largest scores), differentiated as
-    ``grad_mode`` says (module docstring): SOFT's soft indicator for ``"implicit"`` and ``"unroll"``,
-    the hard mask with SOFT's gradient for ``"straight_through"``."""
-    if grad_mode not in GRAD_MODES:
-        raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
-    if grad_mode == "unroll":
-        return ot_jax.soft_topk(scores, k, epsilon=epsilon, normalize=normalize, grad_mode="unroll",
-                                max_iters=unroll_iters)
-    soft = ot_jax.soft_topk(scores, k, epsilon=epsilon, normalize=normalize)
-    if grad_mode == "implicit":
-        return soft
-    _, idx = jax.lax.top_k(jax.lax.stop_gradient(scores), k)
-    hard = jnp.sum(jax.nn.one_hot(idx, scores.shape[-1], dtype=scores.dtype), axis=-2)
-    return hard + soft - jax.lax.stop_gradient(soft)
-
-
-def soft_vote(scores: jax.Array, labels: jax.Array, k: int, n_classes: int, *, epsilon: float,
-              grad_mode: str = "implicit", normalize: str = "minmax", unroll_iters: int = 100) -> jax.Array:
-    """The soft kNN vote ``[B, C]``: ``sum_j A[i, j] onehot(labels_j) / k`` with ``A`` the top-k
-    indicator of ``scores: [B, M]`` over the support (:func:`topk_indicator`), ``labels: [M]``.
-
-    Each row is a distribution over the ``C`` classes; as ``epsilon -> 0`` it is the share of each
-    class among the ``k`` highest-scoring support points (the hard kNN vote).
-    """
-    a = topk_indicator(scores, k, epsilon=epsilon, grad_mode=grad_mode, normalize=normalize,
-                       unroll_iters=unroll_iters)
-    return a @ jax.nn.one_hot(labels, n_classes, dtype=a.dtype) / k
-
-
-def vote_loss(vote: jax.Array, labels: jax.Array, *, floor: float = 1e-3) -> jax.Array:
-    """Cross-entropy of a vote ``[B, C]`` against ``labels: [B]``: ``mean -log(vote[y] + floor)``."""
-    picked = jnp.take_along_axis(vote, labels[:, None], axis=1)[:, 0]
-    return -jnp.mean(jnp.log(picked + floor))
-
-
-@functools.partial(jax.jit, static_argnames=("k", "n_classes"))
-def knn_predict(train_x: jax.Array, train_y: jax.Array, query_x: jax.Array, k: int, n_classes: int) -> jax.Array:
-    """Hard kNN labels ``[Q]`` of ``query_x: [Q, E]`` against ``train_x: [N, E]`` with labels ``train_y: [N]``:
-    majority vote of the ``k`` nearest (squared Euclidean) training points; a tie goes to the nearest
-    neighbour's class when it is among the tied classes, else to the smallest label."""
-    _, idx = jax.lax.top_k(-sq_distances(query_x, train_x), k)  # nearest first
-    neighbours = train_y[idx]  # [Q, k]
-    counts = jnp.sum(jax.nn.one_hot(neighbours, n_classes), axis=1)
-    counts = counts + 0.5 * jax.nn.one_hot(neighbours[:, 0], n_classes)  # counts are integers: only ties move
-    return jnp.argmax(counts, axis=1)
 
 
 def knn_accuracy(train_x, train_y, query_x, query_y, k: int, n_classes: int) -> float:

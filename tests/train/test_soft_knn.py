@@ -13,7 +13,7 @@ import pytest
 from tests.train.configs import compose_config
 from train.data import Labeled
 from train.runner import build_trainer, run_config
-from train.soft_knn import knn_predict, soft_vote, sq_distances, vote_loss
+from ot_jax.losses.knn import knn_predict, soft_vote, sq_distances, vote_loss
 
 TINY = ["loop.steps=2", "loop.log_every=2", "loop.eval_every=0", "loop.checkpoint_every=0", "loop.progress=false",
         "trainer.batch_size=16", "trainer.support_size=32", "trainer.k=3", "trainer.eval_ks=[3]"]
