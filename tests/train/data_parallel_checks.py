@@ -68,18 +68,23 @@ def _recording(module):
     return shard_batch
 
 
-def _built(overrides, devices, run_dir):
-    """The trainer of the composed config (hooks dropped) and its fit arguments."""
+def _composed(overrides, devices, run_dir):
     cfg = compose_config([*overrides, f"trainer.devices={devices}"])
-    assert not cfg.x64  # both experiments train in float32; the flag is global, set once
+    assert bool(cfg.x64) == jax.config.jax_enable_x64  # the flag is global: set once, before the threads
+    return cfg, run_dir
+
+
+def _built(composed):
+    """The trainer of the composed config (hooks dropped) and its fit arguments."""
+    cfg, run_dir = composed
     trainer = build_trainer(cfg, str(run_dir))
     trainer = dataclasses.replace(trainer, evaluate=None, report=None, figures=None, snapshot=None)
     return trainer, dict(seed=int(cfg.seed), output_dir=str(run_dir), log_every=2, progress=False,
                          config_text=stamp_text(cfg))
 
 
-def _fit(built, steps, checkpoint_every=0):
-    trainer, kwargs = built
+def _fit(composed, steps, checkpoint_every=0):
+    trainer, kwargs = _built(composed)
     result = fit(trainer, steps=steps, checkpoint_every=checkpoint_every, **kwargs)
     leaf = jax.tree.leaves(result.state)[0]
     records = [{k: v for k, v in r.items() if k != "train_seconds"} for r in result.history]
@@ -118,12 +123,12 @@ def _restored_on_one_device(run_dir, like):
     return step, state
 
 
-def _spot(built_one, built_eight, one_dir, eight_dir):
+def _spot(composed_one, composed_eight, one_dir, eight_dir):
     t0 = time.perf_counter()
-    one, placed_one, state_one = _fit(built_one, 4, checkpoint_every=2)
+    one, placed_one, state_one = _fit(composed_one, 4, checkpoint_every=2)
     shutil.copytree(one_dir, eight_dir)
     shutil.rmtree(eight_dir / "checkpoints" / "4")
-    eight, placed_eight, state_eight = _fit(built_eight, 4, checkpoint_every=2)
+    eight, placed_eight, state_eight = _fit(composed_eight, 4, checkpoint_every=2)
     abs_err, rel_err = _difference(one, eight)
     step, restored = _restored_on_one_device(eight_dir, state_one)
     return {"abs": abs_err, "rel": rel_err, "placed_1": placed_one, "placed_8": placed_eight,
@@ -134,12 +139,12 @@ def _spot(built_one, built_eight, one_dir, eight_dir):
                               "max_abs_vs_1": _max_abs(restored, state_one)}}
 
 
-def _minibatch(built):
+def _minibatch(composed):
     t0 = time.perf_counter()
     out = {}
-    for name, (built_one, built_eight) in built.items():
-        one, placed_one, _ = _fit(built_one, 4)
-        eight, placed_eight, _ = _fit(built_eight, 4)
+    for name, (composed_one, composed_eight) in composed.items():
+        one, placed_one, _ = _fit(composed_one, 4)
+        eight, placed_eight, _ = _fit(composed_eight, 4)
         abs_err, rel_err = _difference(one, eight)
         out[name] = {"abs": abs_err, "rel": rel_err, "placed_1": placed_one, "placed_8": placed_eight,
                      "history_1": one, "history_8": eight}
@@ -151,19 +156,23 @@ def main(minibatch_runs):
     train.spot.shard_batch = _recording("spot")
     train.minibatch_ot.shard_batch = _recording("minibatch_ot")
     jax.config.update("jax_enable_x64", False)
-    tmp = pathlib.Path(tempfile.mkdtemp())
-    # Hydra's compose is not thread-safe: every trainer is built here, then trained in two threads.
-    spot = (_built(RUNS["spot"], 1, tmp / "spot_1"), _built(RUNS["spot"], 8, tmp / "spot_8"),
+    with tempfile.TemporaryDirectory() as directory:
+        out = _checks(pathlib.Path(directory), minibatch_runs)
+    print("DATA_PARALLEL_JSON " + json.dumps(out), flush=True)
+
+
+def _checks(tmp, minibatch_runs):
+    # Hydra's compose is not thread-safe: every config is composed here, then built and trained in two threads.
+    spot = (_composed(RUNS["spot"], 1, tmp / "spot_1"), _composed(RUNS["spot"], 8, tmp / "spot_8"),
             tmp / "spot_1", tmp / "spot_8")
-    minibatch = {name: (_built(RUNS[name], 1, tmp / f"{name}_1"), _built(RUNS[name], 8, tmp / f"{name}_8"))
+    minibatch = {name: (_composed(RUNS[name], 1, tmp / f"{name}_1"), _composed(RUNS[name], 8, tmp / f"{name}_8"))
                  for name in minibatch_runs}
     with ThreadPoolExecutor(2) as pool:
         spot_run, minibatch_run = pool.submit(_spot, *spot), pool.submit(_minibatch, minibatch)
         runs = {"spot": spot_run.result(), **minibatch_run.result()}
     seconds = {"spot": runs["spot"].pop("seconds"), "minibatch": runs.pop("seconds")}
-    out = {"devices": jax.device_count(), "runs": runs, "seconds": seconds,
-           "seen": {name: sorted(set(values)) for name, values in SEEN.items()}}
-    print("DATA_PARALLEL_JSON " + json.dumps(out), flush=True)
+    return {"devices": jax.device_count(), "runs": runs, "seconds": seconds,
+            "seen": {name: sorted(set(values)) for name, values in SEEN.items()}}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.train.configs import compose_config
 from train.common import data_mesh
@@ -21,8 +22,11 @@ from train.validate import ConfigValueError, check_values
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # float32 runs: a sum over the batch reduced in another order (8 partial sums, then across devices)
-# differs in the last bits; the measured differences are ~1e-7 relative, below this bound.
+# differs in the last bits. Measured over 4 steps: SPOT 1.4e-7 relative (9.5e-7 absolute on an
+# objective of 8), loss=exact method=lp 0 (the host LP sees the same gathered costs); 1e-6
+# relative is within reach today, the bound leaves room for other XLA versions.
 REL = 1e-5
+FAMILY = {"spot": "spot", "minibatch_lp": "minibatch_ot"}  # the trainer module of each checked run
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def test_eight_devices_give_the_same_losses(report, name):
 @pytest.mark.parametrize("name", ["spot", "minibatch_lp"])
 def test_eight_device_steps_run_sharded_with_replicated_state(report, name):
     # the batches' shardings as XLA compiled them: split over the 8 devices' 'batch' axis
-    assert report["seen"][name.split("_")[0].replace("minibatch", "minibatch_ot")] == ["(16, 2):P('batch',):8"]
+    assert report["seen"][FAMILY[name]] == ["(16, 2):P('batch',):8"]
     run = report["runs"][name]
     assert run["placed_8"]["spec"] == "P()" and run["placed_8"]["devices"] == 8
     assert run["placed_1"]["devices"] == 1 and run["placed_1"]["spec"] is None  # devices=1: no mesh
@@ -96,5 +100,5 @@ def test_data_mesh_errors_name_trainer_devices():
 def test_devices_is_not_part_of_the_run_identity():
     one, eight = (compose_config([*SPOT, f"trainer.devices={n}"]) for n in (1, 8))
     assert stamp_text(one) == stamp_text(eight) and "devices" not in stamp_text(eight)
-    exclude = compose_config(SPOT, ).hydra if "hydra" in compose_config(SPOT) else None
-    assert exclude is None or "trainer.devices" in exclude.job.config.override_dirname.exclude_keys
+    hydra = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["hydra"]
+    assert "trainer.devices" in hydra["job"]["config"]["override_dirname"]["exclude_keys"]
