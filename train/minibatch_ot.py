@@ -64,8 +64,9 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
         and the generated batch are split over a 1-D mesh, parameters and optimiser state
         replicated (:func:`train.common.data_mesh`); ``batch_size`` must divide by it.
         1 (default): no mesh, the single-device program. ``loss=exact`` solves on the
-        host (a ``pure_callback``): under a mesh XLA gathers the cost matrix to one device
-        for it, and the rest of the step stays sharded.
+        host (a ``pure_callback``, compiled with sharding ``{maximal device=0}``): under a
+        mesh XLA gathers the cost matrix onto device 0 for it and splits the plan
+        again (logging "Involuntary full rematerialization"); the rest stays sharded.
 
     Returns:
       a :class:`train.loop.Trainer` with state :class:`GeneratorState`; step metrics
