@@ -10,13 +10,17 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from train.data import Marginals
 
 __all__ = ["AdversarialState", "CriticSet", "make_models", "make_generator", "lr_decay_schedule", "LR_DECAYS",
-           "ema_update"]
+           "ema_update", "data_mesh", "shard_batch", "BATCH_AXIS"]
+
+BATCH_AXIS = "batch"  # the mesh axis of data-parallel training (trainer.devices)
 
 
 class CriticSet(nnx.Module):
@@ -102,3 +106,36 @@ def lr_decay_schedule(kind: str, steps: int, final_fraction: float) -> optax.Gra
 def ema_update(ema, params, decay: float):
     """``decay * ema + (1 - decay) * params``, leaf by leaf (Polyak averaging of the generator)."""
     return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
+
+def data_mesh(devices: int, batch_size: int) -> Mesh | None:
+    """The 1-D mesh of data-parallel training over the first ``devices`` devices (axis :data:`BATCH_AXIS`),
+    or None for ``devices=1`` (no mesh: the single-device program, unchanged).
+
+    Raises:
+      ValueError: ``devices`` is not an integer in ``[1, jax.device_count()]``, or ``batch_size``
+        does not divide by it (the message names ``trainer.devices``).
+    """
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"trainer.devices must be an integer >= 1, got {devices!r}")
+    if devices == 1:
+        return None
+    available = jax.device_count()
+    if devices > available:
+        raise ValueError(f"trainer.devices={devices} exceeds the {available} device(s) JAX sees "
+                         f"({jax.devices()[0].platform}); on CPU, emulate more with "
+                         "XLA_FLAGS=--xla_force_host_platform_device_count=N")
+    if batch_size % devices:
+        raise ValueError(f"trainer.batch_size={batch_size} must be divisible by trainer.devices={devices} "
+                         "(each device gets an equal share of the batch)")
+    return Mesh(np.array(jax.devices()[:devices]), (BATCH_AXIS,))
+
+
+def shard_batch(tree, mesh: Mesh | None):
+    """``tree``'s arrays constrained to be split along their first (batch) axis over ``mesh``
+    (inside ``jit``: GSPMD partitions what depends on them); unchanged when ``mesh`` is None."""
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+

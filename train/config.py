@@ -178,6 +178,7 @@ class SpotTrainerConfig:
     lr_decay: str = "none"  # none | cosine | linear: learning rate x 1 -> final_lr_fraction
     decay_steps: int = II("loop.steps")  # generator steps of the decay
     final_lr_fraction: float = 0.01
+    devices: int = 1  # data parallel: batches split over the first N devices (batch_size must divide by N)
 
 
 @dataclass
@@ -231,6 +232,7 @@ class MinibatchOtTrainerConfig(GeneratorTrainerConfig):
 
     _target_: str = "train.minibatch_ot.build"
     lr_decay: str = "cosine"  # the thesis' generators: 1e-3 -> 1e-5 over the run
+    devices: int = 1  # data parallel: batches split over the first N devices (batch_size must divide by N)
 
 
 @dataclass

@@ -101,6 +101,11 @@ class Trainer:
         evaluation (every ``eval_every`` steps and at the end) to save what a figure of
         the run's progress needs (e.g. generated samples); files written there survive
         an interruption, so a resumed run's figures still show the early steps.
+      mesh: optional 1-D ``jax.sharding.Mesh`` of data-parallel training
+        (``trainer.devices > 1``, :func:`train.common.data_mesh`): the loop places the
+        state, initial or restored, replicated on every device of it, and ``step``
+        shards its batches over it (:func:`train.common.shard_batch`). None (default):
+        the single-device program.
     """
 
     init: Callable[[jax.Array], Any]
@@ -109,6 +114,7 @@ class Trainer:
     figures: Callable[[Any, list[Metrics], str], list[str]] | None = None
     report: Callable[[Any, list[Metrics]], Metrics] | None = None
     snapshot: Callable[[Any, int, str], None] | None = None
+    mesh: Any = None  # jax.sharding.Mesh | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +150,13 @@ def all_finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
               if isinstance(x, jax.Array | np.ndarray) and jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _replicate(tree, mesh):
+    """``tree`` replicated over ``mesh`` (parameters and optimiser state of data-parallel runs); as is when None."""
+    if mesh is None:
+        return tree
+    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
 def _make_chunk(step_fn, run_key):
@@ -385,7 +398,7 @@ def fit(trainer: Trainer, *, seed: int, output_dir: str, steps: int, log_every: 
     _check_schedule(steps, log_every, eval_every, checkpoint_every, progress_every_s)
     os.makedirs(output_dir, exist_ok=True)
     init_key, run_key, eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
-    state = trainer.init(init_key)
+    state = _replicate(trainer.init(init_key), trainer.mesh)
     history_path = os.path.join(output_dir, "metrics.jsonl")
     checkpoint_dir = os.path.join(output_dir, "checkpoints")
 
@@ -400,7 +413,9 @@ def fit(trainer: Trainer, *, seed: int, output_dir: str, steps: int, log_every: 
                              f"raise steps to at least {latest}, or rerun with resume=false to start afresh")
         if latest is not None:
             abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-            state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+            # The abstract state carries this run's shardings: a checkpoint written with another
+            # trainer.devices is restored onto this run's devices.
+            state = _replicate(manager.restore(latest, args=ocp.args.StandardRestore(abstract)), trainer.mesh)
             start = int(latest)
     history = read_history(history_path, up_to=start) if start else []
     with open(history_path, "w") as fh:

@@ -15,6 +15,7 @@ law shrinks toward the data mean; with IPOT (exact OT) it covers the support.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -24,7 +25,7 @@ import optax
 from train.data import Marginals
 from train.generative import GeneratorRun
 from train.loop import Trainer
-from train.common import ema_update, lr_decay_schedule
+from train.common import data_mesh, ema_update, lr_decay_schedule, shard_batch
 
 __all__ = ["build", "GeneratorState"]
 
@@ -42,7 +43,7 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
           cost: Callable, seed: int, output_dir: str, batch_size: int = 64, latent: str = "uniform",
           ema_decay: float = 0.0, lr_decay: str = "none", decay_steps: int = 1, final_lr_fraction: float = 0.01,
           eval_samples: int = 2000, w2_samples: int = 500, snapshot_samples: int = 500,
-          probe: Callable | None = None, heldout: Callable | None = None) -> Trainer:
+          probe: Callable | None = None, heldout: Callable | None = None, devices: int = 1) -> Trainer:
     """The minibatch-OT generator trainer.
 
     Args:
@@ -59,6 +60,13 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
       lr_decay, decay_steps, final_lr_fraction: optional learning-rate decay (as in SPOT).
       eval_samples, w2_samples, snapshot_samples, probe, heldout: the evaluation
         (:class:`train.generative.GeneratorRun`).
+      devices: data-parallel training over the first ``devices`` devices: the data batch
+        and the generated batch are split over a 1-D mesh, parameters and optimiser state
+        replicated (:func:`train.common.data_mesh`); ``batch_size`` must divide by it.
+        1 (default): no mesh, the single-device program. ``loss=exact`` solves on the
+        host (a ``pure_callback``, compiled with sharding ``{maximal device=0}``): under a
+        mesh XLA gathers the cost matrix onto device 0 for it and splits the plan
+        again (logging "Involuntary full rematerialization"); the rest stays sharded.
 
     Returns:
       a :class:`train.loop.Trainer` with state :class:`GeneratorState`; step metrics
@@ -68,6 +76,7 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
         raise ValueError(f"batch_size must be >= 2, got {batch_size}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    mesh = data_mesh(devices, batch_size)
     run = GeneratorRun.create(data=data, model=model, seed=seed, latent=latent, probe=probe, heldout=heldout,
                               eval_samples=eval_samples, w2_samples=w2_samples, snapshot_samples=snapshot_samples)
     tx = optax.chain(optimizer, lr_decay_schedule(lr_decay, decay_steps, final_lr_fraction))
@@ -78,10 +87,11 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
 
     def step(state: GeneratorState, key):
         kx, kz, ks = jax.random.split(key, 3)
-        x = run.data_batch(kx, batch_size)
+        x = shard_batch(run.data_batch(kx, batch_size), mesh)
 
         def loss_fn(params):
-            out = loss(ks, x, run.sample(params, state.generator_rest, kz, batch_size), cost=cost)
+            y = shard_batch(run.sample(params, state.generator_rest, kz, batch_size), mesh)
+            out = loss(ks, x, y, cost=cost)
             return out.value, out
 
         (value, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.generator)
@@ -93,4 +103,4 @@ def build(*, data: Marginals, model: Callable, optimizer: optax.GradientTransfor
         return GeneratorState(params, state.generator_rest, opt, ema), metrics
 
     name = getattr(loss, "func", loss).__name__.removesuffix("_loss")
-    return run.trainer(init, step, f"minibatch OT generator ({name})")
+    return dataclasses.replace(run.trainer(init, step, f"minibatch OT generator ({name})"), mesh=mesh)

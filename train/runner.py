@@ -14,8 +14,14 @@ Training runs in a run directory that already holds checkpoints (``resume=true``
 * **Config stamp.** The checkpoints are stamped with the resolved training config
   (``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``loss``, ``trainer``,
   ``loop``, ``seed``, ``x64``) less the loop settings that do not change the result
-  (:data:`UNSTAMPED_LOOP_KEYS`: ``loop.steps`` and the display settings); resuming under a
-  different one is refused with each differing key and both values.
+  (:data:`UNSTAMPED_LOOP_KEYS`: ``loop.steps`` and the display settings) and less
+  ``trainer.devices`` (:data:`UNSTAMPED_TRAINER_KEYS`); resuming under a different one is
+  refused with each differing key and both values.
+* **Devices.** ``trainer.devices`` is where the run is placed, not what it computes: a run
+  checkpointed with ``trainer.devices=8`` resumes with ``trainer.devices=1`` (or back), the
+  restored state placed on the new devices. It is the same run up to float rounding (a sum
+  over the batch is reduced in another order), so that resume is not bit-identical to an
+  uninterrupted run. ``trainer.devices`` is also left out of the run directory's name.
 * **Finished.** When ``metrics.json`` records ``steps == loop.steps`` and the latest
   checkpoint is at that step, nothing runs: the run directory is left as it is (byte for
   byte) and a line says the run is complete.
@@ -42,12 +48,15 @@ from train.report import to_jsonable
 from train.validate import check_targets, check_values
 
 __all__ = ["run_config", "run_training", "build_trainer", "write_metrics", "stamp_text", "TRAINING_GROUPS",
-           "UNSTAMPED_LOOP_KEYS"]
+           "UNSTAMPED_LOOP_KEYS", "UNSTAMPED_TRAINER_KEYS"]
 
 TRAINING_GROUPS = ("data", "model", "critic", "optimizer", "cost", "loss")
 STAMPED_NODES = (*TRAINING_GROUPS, "trainer", "loop", "seed", "x64")
 # Loop settings left out of the checkpoints' config stamp: changing them never changes the parameters.
 UNSTAMPED_LOOP_KEYS = ("steps", "progress", "progress_every_s", "tensorboard", "keep_checkpoints")
+# Trainer settings left out of the stamp: where a run is placed, not what it computes (trainer.devices
+# changes the parameters only by float rounding: a run checkpointed on 8 devices resumes on 1, and back).
+UNSTAMPED_TRAINER_KEYS = ("devices",)
 STEPS_INTERPOLATION = "${loop.steps}"
 
 
@@ -75,6 +84,9 @@ def stamp_text(cfg: DictConfig) -> str:
     nodes = OmegaConf.to_container(OmegaConf.create({k: cfg[k] for k in STAMPED_NODES}), resolve=True)
     for key in UNSTAMPED_LOOP_KEYS:
         nodes["loop"].pop(key, None)
+    for key in UNSTAMPED_TRAINER_KEYS:
+        if isinstance(nodes.get("trainer"), dict):
+            nodes["trainer"].pop(key, None)
     return OmegaConf.to_yaml(OmegaConf.create(nodes))
 
 

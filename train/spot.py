@@ -22,7 +22,7 @@ from flax import nnx
 from ot_jax.losses.spot import entropic_spot_objective, multi_marginal_cost, spot_objective
 from ot_jax.nn import power_iteration
 from ot_jax.solvers.sliced import sliced_wasserstein
-from train.common import AdversarialState, CriticSet, lr_decay_schedule, make_models
+from train.common import AdversarialState, CriticSet, data_mesh, lr_decay_schedule, make_models, shard_batch
 from train.data import Marginals
 from train.report import format_table
 from train.loop import Trainer
@@ -35,7 +35,8 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
           cost: Callable, seed: int, output_dir: str, eta: float, n_critic: int, batch_size: int,
           coupling: str = "pairs", eval_samples: int = 10_000, true_value: float | None = None,
           critic_lr_scale: float = 1.0, ema_decay: float = 0.0, lr_decay: str = "none",
-          decay_steps: int = 1, final_lr_fraction: float = 0.01, lam: float | None = None) -> Trainer:
+          decay_steps: int = 1, final_lr_fraction: float = 0.01, lam: float | None = None,
+          devices: int = 1) -> Trainer:
     """The SPOT trainer.
 
     Args:
@@ -63,6 +64,10 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         entropy-regularised objective ``L_c + λ E log p_γ``
         (:func:`ot_jax.losses.spot.entropic_spot_objective`; ``model`` must build a
         :class:`ot_jax.nn.FlowGenerator`). The critics' steps are the same either way.
+      devices: data-parallel training over the first ``devices`` devices: the data
+        batches are split over a 1-D mesh (GSPMD partitions what follows from them),
+        parameters and optimiser state are replicated (:func:`train.common.data_mesh`);
+        ``batch_size`` must divide by it. 1 (default): no mesh, the single-device program.
 
     Returns:
       a :class:`train.loop.Trainer` with state :class:`AdversarialState`.
@@ -77,6 +82,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         raise ValueError(f"lam must be >= 0 (or None for plain SPOT), got {lam}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    mesh = data_mesh(devices, batch_size)
     generator_tx = optax.chain(optimizer, lr_decay_schedule(lr_decay, decay_steps, final_lr_fraction))
     critic_tx = optax.chain(optimizer, lr_decay_schedule(lr_decay, decay_steps * n_critic, final_lr_fraction),
                             optax.scale(critic_lr_scale))
@@ -109,7 +115,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         power_iteration(critics)
         _, _, c_rest = nnx.split(critics, nnx.Param, ...)
         kb, kz = jax.random.split(key)
-        batch = data.batch(pools, kb, batch_size)
+        batch = shard_batch(data.batch(pools, kb, batch_size), mesh)
 
         def negative(c_params):
             value, terms = objective(state.generator, state.generator_rest, c_params, c_rest, batch, kz)
@@ -131,7 +137,7 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
     def step(state: AdversarialState, key):
         kc, kb, kz = jax.random.split(key, 3)
         state, gaps = jax.lax.scan(critic_update, state, jax.random.split(kc, n_critic))
-        batch = data.batch(pools, kb, batch_size)
+        batch = shard_batch(data.batch(pools, kb, batch_size), mesh)
         (value, terms), grads = jax.value_and_grad(generator_objective, has_aux=True)(state.generator, state,
                                                                                        batch, kz)
         updates, opt = generator_tx.update(grads, state.generator_opt, state.generator)
@@ -189,4 +195,4 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
         return [spot_figure(history, generated, real, data.point_shapes, out_dir, true_value=true_value,
                             names=data.names)]
 
-    return Trainer(init=init, step=step, evaluate=evaluate, figures=figures, report=report)
+    return Trainer(init=init, step=step, evaluate=evaluate, figures=figures, report=report, mesh=mesh)

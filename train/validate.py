@@ -61,6 +61,7 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "loop.keep_checkpoints": _integer(1),
     "loop.progress_every_s": _number(lambda v: v > 0, "a number > 0"),
     "trainer.batch_size": _integer(1),
+    "trainer.devices": _integer(1),
     "trainer.n_critic": _integer(1),
     "trainer.eval_samples": _integer(1),
     "trainer.w2_samples": _integer(1),
@@ -101,7 +102,9 @@ def check_values(cfg: DictConfig) -> None:
     Run on the composed root config before anything is built (:func:`train.runner.run_config`).
     The loop's keys are checked for training runs only (a config with a ``trainer``);
     ``eval_every`` and ``checkpoint_every`` must also be multiples of ``log_every`` (the loop
-    stops only between compiled chunks of ``log_every`` steps).
+    stops only between compiled chunks of ``log_every`` steps). ``trainer.devices > 1`` must
+    not exceed ``jax.device_count()`` and must divide ``trainer.batch_size`` (devices=1 never
+    starts JAX's backend here).
     """
     training = _select(cfg, "trainer") not in (None, _MISSING)
     for key, (valid, test) in _RANGES.items():
@@ -118,6 +121,24 @@ def check_values(cfg: DictConfig) -> None:
             if cfg.loop[key] % log_every:
                 raise ConfigValueError(f"loop.{key} must be 0 (never) or a multiple of loop.log_every={log_every}, "
                                        f"got {cfg.loop[key]}")
+        _check_devices(cfg)
+
+
+def _check_devices(cfg: DictConfig) -> None:
+    devices = _select(cfg, "trainer.devices")
+    if devices is _MISSING or devices == 1:
+        return
+    import jax
+
+    available = jax.device_count()
+    if devices > available:
+        raise ConfigValueError(f"trainer.devices must be at most jax.device_count() = {available} "
+                               f"({jax.devices()[0].platform}), got {devices} (on CPU, emulate devices with "
+                               "XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+    batch_size = _select(cfg, "trainer.batch_size")
+    if batch_size is not _MISSING and batch_size % devices:
+        raise ConfigValueError(f"trainer.batch_size={batch_size} must be divisible by trainer.devices={devices} "
+                               "(each device gets an equal share of the batch)")
 
 
 def _parameters(target: Any) -> tuple[set[str], bool]:
