@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig
 from ot_jax.losses.spot import COUPLINGS
 from train.common import LR_DECAYS
 from train.generative import LATENTS
+from train.soft_beam import MODES as SEQ_MODES
 
 __all__ = ["check_targets", "check_values", "ConfigKeyError", "ConfigValueError"]
 
@@ -74,6 +75,15 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "trainer.lr_decay": _one_of(LR_DECAYS),
     "trainer.latent": _one_of(LATENTS),
     "trainer.coupling": _one_of(COUPLINGS),
+    "trainer.mode": _one_of(SEQ_MODES),
+    "trainer.beam_size": _integer(1),
+    "trainer.n_digits": _integer(1),
+    "trainer.test_size": _integer(1),
+    "trainer.warmup_steps": _integer(0),
+    "trainer.epsilon": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.tf_weight": _number(lambda v: v >= 0, "a number >= 0"),
+    "trainer.beam_weight": _number(lambda v: v >= 0, "a number >= 0"),
+    "trainer.grad_mode": _one_of(("implicit", "unroll")),
 }
 _MISSING = object()
 

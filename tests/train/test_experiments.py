@@ -56,6 +56,9 @@ for _name in GENERATORS:
     TINY[_name] = TRAIN_TINY + ["trainer.w2_samples=32", "trainer.snapshot_samples=32", "trainer.batch_size=16"]
 TINY["wgan_mixture"] += ["trainer.n_critic=2"]
 TINY["generator_digits"] += ["loss.max_iters=20"]
+TINY["soft_beam_seq"] = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
+                         "loop.progress=false", "trainer.warmup_steps=0", "trainer.n_digits=1", "trainer.beam_size=1",
+                         "trainer.batch_size=8", "trainer.test_size=16", "model.hidden=8", "model.embed=4"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -107,6 +110,7 @@ SLOW_RUNS = {
     "color_transfer",  # ot_jax.color_transfer: tests/tools/test_color.py
     "wgan_critic",  # the critics: tests/losses/test_adversarial.py
     "digit_barycenters",  # ot_jax.barycenter: tests/solvers/test_barycenter.py
+    "soft_beam_seq",  # tests/train/test_soft_beam.py runs it through the same config path
 }
 
 
