@@ -92,9 +92,12 @@ def main() -> None:
              "|---|---|---|---|---|---|"]
     for label, mode, decoding in ROWS:
         r = runs[mode]
-        lines.append(f"| {label} | {k if decoding == 'beam' else 1} | {eps:g} |"
+        lines.append(f"| {label} | {k if decoding == 'beam' else 1} | {f'{eps:g}' if mode == 'soft_beam' else '—'} |"
                      f" {_pm([m[f'{decoding}_seq_acc'] for m in r])} | {_pm([m[f'{decoding}_token_acc'] for m in r])} |"
                      f" {np.mean([m['wall_seconds'] for m in r]):.1f} |")
+    gain = [s["beam_seq_acc"] - t["beam_seq_acc"] for s, t in zip(runs["soft_beam"], runs["teacher_forcing"])]
+    lines += ["", "Per seed, soft beam training + beam search minus teacher forcing + beam search (sequence "
+              "accuracy): " + ", ".join(f"{g:+.3f}" for g in gain) + "."]
     tc = cfg.trainer
     settings = (f"{tc.n_digits}-digit addition (sum most significant digit first), {int(cfg.loop.steps)} steps of "
                 f"{tc.batch_size} fresh problems; soft beam training: teacher forcing for {tc.warmup_steps} steps, "
