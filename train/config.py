@@ -2,7 +2,7 @@
 
 Two kinds of runs share the entry point (see :mod:`train.runner`):
 
-* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators, soft kNN): the
+* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators, soft kNN, soft beam search): the
   groups ``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``loss`` and
   ``trainer`` are picked by an experiment file (``# @package _global_``), which
   overrides only the values that make that experiment; ``loop`` holds the settings
@@ -38,7 +38,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, OmegaConf
 
 __all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig",
-           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "SoftKnnTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "SoftKnnTrainerConfig", "SoftBeamTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
            "ColorTransferConfig", "WganCriticConfig", "register", "conf_listing", "CONF_DIR"]
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -253,6 +253,26 @@ class SoftKnnTrainerConfig:
 
 
 @dataclass
+class SoftBeamTrainerConfig:
+    """Beam search trained through SOFT top-k on digit addition (Xie et al. 2020): ``train.soft_beam.build``."""
+
+    _target_: str = "train.soft_beam.build"
+    mode: str = "soft_beam"  # soft_beam | teacher_forcing (the baseline)
+    n_digits: int = 4  # digits per operand; targets have n_digits + 1
+    batch_size: int = 128  # fresh problems per step
+    beam_size: int = 3  # K: beams of the soft training and of the evaluated beam search
+    epsilon: float = 0.05  # SOFT top-k temperature (minmax-normalised scores)
+    tf_weight: float = 1.0  # weight of the teacher-forcing cross-entropy in soft_beam mode
+    beam_weight: float = 1.0  # weight of the soft beam loss
+    warmup_steps: int = 0  # soft_beam mode: teacher forcing only before this step
+    grad_mode: str = "implicit"  # SOFT top-k gradients: implicit | unroll
+    test_size: int = 1000  # fixed test problems
+    lr_decay: str = "none"
+    decay_steps: int = II("loop.steps")
+    final_lr_fraction: float = 0.01
+
+
+@dataclass
 class LoopConfig:
     """Settings of the generic training loop (:func:`train.loop.fit`)."""
 
@@ -305,6 +325,7 @@ _TRAINER_SCHEMAS = {  # schema/trainer/<name>: the base of conf/trainer/*.yaml
     "wgan": WganTrainerConfig,
     "minibatch_ot": MinibatchOtTrainerConfig,
     "soft_knn": SoftKnnTrainerConfig,
+    "soft_beam": SoftBeamTrainerConfig,
 }
 
 

@@ -24,6 +24,7 @@ from ot_jax.losses.spot import COUPLINGS
 from train.common import LR_DECAYS
 from train.generative import LATENTS
 from train.soft_knn import GRAD_MODES as KNN_GRAD_MODES, METHODS as KNN_METHODS
+from train.soft_beam import MODES as SEQ_MODES
 
 __all__ = ["check_targets", "check_values", "ConfigKeyError", "ConfigValueError"]
 
@@ -82,7 +83,14 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "trainer.epsilon": _number(lambda v: v > 0, "a number > 0"),
     "trainer.vote_floor": _number(lambda v: v > 0, "a number > 0"),
     "trainer.method": _one_of(KNN_METHODS),
-    "trainer.grad_mode": _one_of(KNN_GRAD_MODES),
+    "trainer.grad_mode": _one_of(KNN_GRAD_MODES),  # soft_beam takes the first two
+    "trainer.mode": _one_of(SEQ_MODES),
+    "trainer.beam_size": _integer(1),
+    "trainer.n_digits": _integer(1),
+    "trainer.test_size": _integer(1),
+    "trainer.warmup_steps": _integer(0),
+    "trainer.tf_weight": _number(lambda v: v >= 0, "a number >= 0"),
+    "trainer.beam_weight": _number(lambda v: v >= 0, "a number >= 0"),
 }
 _MISSING = object()
 

@@ -5,6 +5,8 @@
 * :mod:`ot_jax.data.digits`: scikit-learn's 8x8 digits and transformed domains,
   :func:`array_sampler`.
 * :mod:`ot_jax.data.idx`: IDX (MNIST-format) files on disk.
+* :mod:`ot_jax.data.sequences`: generated sequence-to-sequence tasks
+  (:func:`digit_addition`: sums written most significant digit first).
 
 A *sampler* is a pure function ``f(key, n) -> [n, d]`` (jax's default float
 dtype, deterministic given ``key``, jit-compatible with ``n`` static, all other
@@ -30,6 +32,7 @@ from ot_jax.data.laws import (
     two_moons,
     uniform,
 )
+from ot_jax.data.sequences import ADDITION_VOCAB, addition_target, digit_addition
 
 __all__ = [
     "sample_image",
@@ -55,4 +58,8 @@ __all__ = [
     "write_idx",
     "load_idx_images",
     "idx_sampler",
+    # sequences
+    "digit_addition",
+    "addition_target",
+    "ADDITION_VOCAB",
 ]

@@ -15,6 +15,7 @@ from ot_jax.nn.activations import ACTIVATIONS, activation
 from ot_jax.nn.conv import ConvCritic, ConvDecoder, ImageGenerator
 from ot_jax.nn.flow import FlowGenerator, VectorField
 from ot_jax.nn.mlp import MLP, Critic, Generator
+from ot_jax.nn.seq2seq import Seq2SeqGRU
 from ot_jax.nn.spectral import (
     SpectralConv,
     SpectralLayer,
@@ -41,4 +42,5 @@ __all__ = [
     "ImageGenerator",
     "VectorField",
     "FlowGenerator",
+    "Seq2SeqGRU",
 ]

@@ -40,7 +40,8 @@ SWEEP_JOBS = {  # name: (experiment, jobs, sweep directory)
 }
 TRAINER_SCHEMAS = {"spot": schema.SpotTrainerConfig, "density": schema.DensityTrainerConfig,
                    "wgan": schema.WganTrainerConfig, "wgan_gp": schema.WganTrainerConfig,
-                   "minibatch_ot": schema.MinibatchOtTrainerConfig, "soft_knn": schema.SoftKnnTrainerConfig}
+                   "minibatch_ot": schema.MinibatchOtTrainerConfig, "soft_knn": schema.SoftKnnTrainerConfig,
+                   "soft_beam": schema.SoftBeamTrainerConfig}
 ANALYSIS_SCHEMAS = {"ipot_convergence": schema.IpotConvergenceConfig, "ipot_scaling": schema.IpotScalingConfig,
                     "ipot_plans": schema.IpotPlansConfig, "point_cloud_matching": schema.PointCloudMatchingConfig,
                     "digit_barycenters": schema.DigitBarycentersConfig, "color_transfer": schema.ColorTransferConfig,

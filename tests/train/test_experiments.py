@@ -59,6 +59,9 @@ TINY["generator_digits"] += ["loss.max_iters=20"]
 TINY["soft_knn_digits"] = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
                            "loop.progress=false", "trainer.batch_size=16", "trainer.support_size=32", "trainer.k=3",
                            "trainer.eval_ks=[3]"]
+TINY["soft_beam_seq"] = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
+                         "loop.progress=false", "trainer.warmup_steps=0", "trainer.n_digits=1", "trainer.beam_size=1",
+                         "trainer.batch_size=8", "trainer.test_size=16", "model.hidden=8", "model.embed=4"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -111,6 +114,7 @@ SLOW_RUNS = {
     "wgan_critic",  # the critics: tests/losses/test_adversarial.py
     "digit_barycenters",  # ot_jax.barycenter: tests/solvers/test_barycenter.py
     "soft_knn_digits",  # tests/train/test_soft_knn.py (a short run through run_config, the soft vote's gradients)
+    "soft_beam_seq",  # tests/train/test_soft_beam.py runs it through the same config path
 }
 
 
