@@ -66,6 +66,17 @@ def _check_p(p, fn: str) -> float:
     return p
 
 
+def _checked_1d(x, y, a, b, p, fn: str):
+    """Checked 1-D problem ``(x [n], y [m], a, b, invalid, p)`` in one floating dtype (weights None = uniform)."""
+    p = _check_p(p, fn)
+    x, y = _points_1d(x, "x", fn), _points_1d(y, "y", fn)
+    dtype = _float_dtype(x, y)
+    x, y = x.astype(dtype), y.astype(dtype)
+    _check_points_finite(fn, x=x, y=y)
+    a, b, invalid = _check_weights(x, y, a, b, fn)
+    return x, y, a, b, invalid, p
+
+
 def _merge(cwa, cwb):
     """Merge breakpoints ``cwa [n]``, ``cwb [m]`` (each non-decreasing).
 
@@ -154,14 +165,7 @@ def wasserstein_1d(x, y, a=None, b=None, *, p: float = 1.0) -> jax.Array:
     >>> float(ot_jax.wasserstein_1d(jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0, 4.0]), p=1.0))
     2.5
     """
-    fn = "wasserstein_1d"
-    p = _check_p(p, fn)
-    x = _points_1d(x, "x", fn)
-    y = _points_1d(y, "y", fn)
-    dtype = _float_dtype(x, y)
-    x, y = x.astype(dtype), y.astype(dtype)
-    _check_points_finite(fn, x=x, y=y)
-    a, b, invalid = _check_weights(x, y, a, b, fn)
+    x, y, a, b, invalid, p = _checked_1d(x, y, a, b, p, "wasserstein_1d")
     return _w1d_core(x, y, a, b, invalid, p)
 
 
@@ -202,16 +206,9 @@ def emd_1d(x, y, a=None, b=None, *, p: float = 2.0) -> Exact1DResult:
     >>> out.plan().tolist(), float(out.cost)
     ([[0.0, 0.5], [0.5, 0.0]], 2.0)
     """
-    fn = "emd_1d"
-    p = _check_p(p, fn)
-    x = _points_1d(x, "x", fn)
-    y = _points_1d(y, "y", fn)
-    dtype = _float_dtype(x, y)
-    x, y = x.astype(dtype), y.astype(dtype)
-    _check_points_finite(fn, x=x, y=y)
-    a, b, invalid = _check_weights(x, y, a, b, fn)
-    a = jnp.full(x.shape, 1.0 / x.shape[0], dtype) if a is None else a
-    b = jnp.full(y.shape, 1.0 / y.shape[0], dtype) if b is None else b
+    x, y, a, b, invalid, p = _checked_1d(x, y, a, b, p, "emd_1d")
+    a = jnp.full(x.shape, 1.0 / x.shape[0], x.dtype) if a is None else a
+    b = jnp.full(y.shape, 1.0 / y.shape[0], x.dtype) if b is None else b
     return _emd_1d(x, y, a, b, invalid, p)
 
 
