@@ -120,6 +120,17 @@ def test_emd_1d_gradients_vmap_and_invalid_weights(rng):
         np.testing.assert_allclose(ga[i] - ga[5], (fn(x, a + d) - fn(x, a - d)) / (2 * h), rtol=1e-5)
     f = np.asarray(ot_jax.emd_1d(x, y, a, b, p=2.0).f)
     np.testing.assert_allclose(np.asarray(ga - ga[0]), f - f[0], atol=1e-10)
+    # the potentials and plan values differentiate too (the staircase fixed; generic points)
+    duals = jax.jit(lambda x, a: (lambda r: jnp.sum(r.f * w) + jnp.sum(r.g * v) + jnp.sum(r.values * u))(
+        ot_jax.emd_1d(x, y, a, b, p=2.0)))
+    w, v, u = rng.normal(size=6), rng.normal(size=8), rng.normal(size=14)
+    dx, da = jax.grad(duals, argnums=(0, 1))(x, a)
+    for i in (1, 4):
+        e = np.eye(6)[i] * h
+        np.testing.assert_allclose(dx[i], (duals(x + e, a) - duals(x - e, a)) / (2 * h), rtol=1e-5, atol=1e-8)
+        d = (np.eye(6)[i] - np.eye(6)[5]) * h
+        np.testing.assert_allclose(da[i] - da[5], (duals(x, a + d) - duals(x, a - d)) / (2 * h), rtol=1e-5,
+                                   atol=1e-8)
     # W_2^2 equals wasserstein_1d's value squared; vmap equals the loop
     np.testing.assert_allclose(float(fn(x, a)), float(ot_jax.wasserstein_1d(x, y, a, b, p=2.0)) ** 2, rtol=1e-12)
     xs = rng.normal(size=(4, 6))
