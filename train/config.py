@@ -2,7 +2,8 @@
 
 Two kinds of runs share the entry point (see :mod:`train.runner`):
 
-* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators, soft kNN, soft beam search): the
+* **Training runs** (SPOT, density recovery, WGAN, minibatch-OT generators, soft kNN, soft beam search,
+  ROBOT): the
   groups ``data``, ``model``, ``critic``, ``optimizer``, ``cost``, ``loss`` and
   ``trainer`` are picked by an experiment file (``# @package _global_``), which
   overrides only the values that make that experiment; ``loop`` holds the settings
@@ -38,7 +39,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, OmegaConf
 
 __all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig",
-           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "SoftKnnTrainerConfig", "SoftBeamTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
+           "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "SoftKnnTrainerConfig", "SoftBeamTrainerConfig", "RobotTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
            "ColorTransferConfig", "WganCriticConfig", "register", "conf_listing", "CONF_DIR"]
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -273,6 +274,24 @@ class SoftBeamTrainerConfig:
 
 
 @dataclass
+class RobotTrainerConfig:
+    """Regression without correspondence through OT hypergradients (Xie et al. 2021): ``train.robot.build``."""
+
+    _target_: str = "train.robot.build"
+    method: str = "robot"  # robot (descend on <C, S*>) | alt_min (exact assignment, then a gradient step)
+    grad_mode: str = "implicit"  # ROBOT's gradient: implicit (hypergradient) | unroll | stop_gradient (plan fixed)
+    epsilon: float = 1e-2  # entropic regularisation of the correspondence (x mean cost if relative_epsilon)
+    relative_epsilon: bool = True
+    reg_m: Optional[float] = None  # inexact correspondence: KL relaxation of both marginals (None: a bijection)
+    tol: float = 1e-4  # Sinkhorn's stopping rule (marginal error)
+    max_iters: int = 2000  # Sinkhorn's cap per step
+    block_size: int = 0  # 0: correspondence lost over the whole set; else within consecutive blocks of this size
+    blocks_per_step: int = 1  # blocks solved per step (block_size > 0)
+    init: str = "least_squares"  # least_squares (affine models start at OLS on the rows as given) | random
+    baselines: bool = True  # least squares, oracle, AltMin, stochastic EM in the report (linear)
+
+
+@dataclass
 class LoopConfig:
     """Settings of the generic training loop (:func:`train.loop.fit`)."""
 
@@ -326,6 +345,7 @@ _TRAINER_SCHEMAS = {  # schema/trainer/<name>: the base of conf/trainer/*.yaml
     "minibatch_ot": MinibatchOtTrainerConfig,
     "soft_knn": SoftKnnTrainerConfig,
     "soft_beam": SoftBeamTrainerConfig,
+    "robot": RobotTrainerConfig,
 }
 
 

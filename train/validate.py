@@ -25,6 +25,7 @@ from train.common import LR_DECAYS
 from train.generative import LATENTS
 from train.soft_knn import GRAD_MODES as KNN_GRAD_MODES, METHODS as KNN_METHODS
 from train.soft_beam import MODES as SEQ_MODES
+from train.robot import GRAD_MODES as ROBOT_GRAD_MODES, METHODS as ROBOT_METHODS
 
 __all__ = ["check_targets", "check_values", "ConfigKeyError", "ConfigValueError"]
 
@@ -82,8 +83,6 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "trainer.unroll_iters": _integer(1),
     "trainer.epsilon": _number(lambda v: v > 0, "a number > 0"),
     "trainer.vote_floor": _number(lambda v: v > 0, "a number > 0"),
-    "trainer.method": _one_of(KNN_METHODS),
-    "trainer.grad_mode": _one_of(KNN_GRAD_MODES),  # soft_beam takes the first two
     "trainer.mode": _one_of(SEQ_MODES),
     "trainer.beam_size": _integer(1),
     "trainer.n_digits": _integer(1),
@@ -91,6 +90,17 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "trainer.warmup_steps": _integer(0),
     "trainer.tf_weight": _number(lambda v: v >= 0, "a number >= 0"),
     "trainer.beam_weight": _number(lambda v: v >= 0, "a number >= 0"),
+    "trainer.max_iters": _integer(1),
+    "trainer.tol": _number(lambda v: v > 0, "a number > 0"),
+    "trainer.block_size": _integer(0),
+    "trainer.blocks_per_step": _integer(1),
+    "trainer.init": _one_of(("least_squares", "random")),
+}
+# Keys whose choices depend on the trainer (its _target_): checked after _RANGES.
+_TRAINER_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "train.soft_knn.build": {"trainer.method": KNN_METHODS, "trainer.grad_mode": KNN_GRAD_MODES},
+    "train.soft_beam.build": {"trainer.grad_mode": KNN_GRAD_MODES[:2]},
+    "train.robot.build": {"trainer.method": ROBOT_METHODS, "trainer.grad_mode": ROBOT_GRAD_MODES},
 }
 _MISSING = object()
 
@@ -124,6 +134,13 @@ def check_values(cfg: DictConfig) -> None:
         if not test(value):
             raise ConfigValueError(f"{key} must be {valid}, got {value!r}")
     if training:
+        for key, choices in _TRAINER_CHOICES.get(str(_select(cfg, "trainer._target_")), {}).items():
+            value = _select(cfg, key)
+            if value is not _MISSING and value not in choices:
+                raise ConfigValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        reg_m = _select(cfg, "trainer.reg_m")
+        if reg_m not in (None, _MISSING) and not (isinstance(reg_m, (int, float)) and reg_m > 0):
+            raise ConfigValueError(f"trainer.reg_m must be null or a number > 0, got {reg_m!r}")
         log_every = cfg.loop.log_every
         for key in ("eval_every", "checkpoint_every"):
             if cfg.loop[key] % log_every:

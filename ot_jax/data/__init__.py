@@ -7,6 +7,8 @@
 * :mod:`ot_jax.data.idx`: IDX (MNIST-format) files on disk.
 * :mod:`ot_jax.data.sequences`: generated sequence-to-sequence tasks
   (:func:`digit_addition`: sums written most significant digit first).
+* :mod:`ot_jax.data.unpaired`: regression data whose correspondence was lost
+  (:func:`shuffled_regression`, the :class:`Unpaired` container).
 
 A *sampler* is a pure function ``f(key, n) -> [n, d]`` (jax's default float
 dtype, deterministic given ``key``, jit-compatible with ``n`` static, all other
@@ -33,6 +35,7 @@ from ot_jax.data.laws import (
     uniform,
 )
 from ot_jax.data.sequences import ADDITION_VOCAB, addition_target, digit_addition
+from ot_jax.data.unpaired import Unpaired, shuffled_regression
 
 __all__ = [
     "sample_image",
@@ -62,4 +65,7 @@ __all__ = [
     "digit_addition",
     "addition_target",
     "ADDITION_VOCAB",
+    # regression without correspondence
+    "Unpaired",
+    "shuffled_regression",
 ]

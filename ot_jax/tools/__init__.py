@@ -1,11 +1,13 @@
 """Applications built on the solvers: colour transfer (``color``), Gaussian closed forms
 (``gaussian``), and differentiable top-k, sort, rank and quantiles from entropic OT
-(``sorting``: :func:`soft_topk`, :func:`soft_sort`, :func:`soft_rank`, :func:`soft_quantile`)."""
+(``sorting``: :func:`soft_topk`, :func:`soft_sort`, :func:`soft_rank`, :func:`soft_quantile`), and the
+classical estimators of linear regression without correspondence (``regression``: least squares,
+AltMin, stochastic EM), the baselines of ROBOT (:mod:`ot_jax.losses.robot`)."""
 
-from ot_jax.tools import color, gaussian, sorting
+from ot_jax.tools import color, gaussian, regression, sorting
 from ot_jax.tools.color import ColorTransferResult, color_transfer
 from ot_jax.tools.gaussian import gaussian_entropic_plan, gaussian_w2
 from ot_jax.tools.sorting import soft_quantile, soft_rank, soft_sort, soft_topk
 
-__all__ = ["color", "gaussian", "sorting", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
+__all__ = ["color", "gaussian", "regression", "sorting", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
            "soft_topk", "soft_sort", "soft_rank", "soft_quantile"]

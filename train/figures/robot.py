@@ -1,0 +1,52 @@
+"""Figures of the ROBOT trainer (:mod:`train.robot`): one run's training curves, and the
+error-against-shuffled-share panel of ``scripts/robot_table.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["training_curves", "error_against_shuffled"]
+
+
+def training_curves(history: Sequence[dict], path: str, *, title: str = "") -> str:
+    """The training objective (left, log scale) and the validation error 1 - R^2 (right) against step."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    logged = [r for r in history if "loss" in r]
+    left.semilogy([r["step"] for r in logged], [max(r["loss"], 1e-300) for r in logged])
+    left.set_xlabel("step")
+    left.set_ylabel("objective")
+    evals = [r for r in history if "val_error" in r]
+    right.semilogy([r["step"] for r in evals], [r["val_error"] for r in evals], marker="o")
+    right.set_xlabel("step")
+    right.set_ylabel("validation 1 - R^2")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def error_against_shuffled(curves: Mapping[str, tuple[Sequence[float], np.ndarray]], path: str, *,
+                           ylabel: str = "validation 1 - R^2", title: str = "") -> str:
+    """One line per method: ``name -> (shuffled shares, errors [seeds, len(shares)])``; the line is
+    the median over seeds and the band the 25-75 % quantiles (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for name, (shares, err) in curves.items():
+        err = np.atleast_2d(np.asarray(err, float))
+        line, = ax.plot(shares, np.median(err, 0), marker="o", label=name)
+        if err.shape[0] > 1:
+            lo, hi = np.quantile(err, [0.25, 0.75], axis=0)
+            ax.fill_between(shares, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("share of rows shuffled")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
