@@ -288,6 +288,7 @@ class RobotTrainerConfig:
     block_size: int = 0  # 0: correspondence lost over the whole set; else within consecutive blocks of this size
     blocks_per_step: int = 1  # blocks solved per step (block_size > 0)
     init: str = "least_squares"  # least_squares (affine models start at OLS on the rows as given) | random
+    pretrain_steps: int = 0  # first steps fit the rows as given (squared error): nonlinear models' counterpart
     baselines: bool = True  # least squares, oracle, AltMin, stochastic EM in the report (linear)
 
 

@@ -66,6 +66,7 @@ class RobotState(NamedTuple):
     params: Any  # nnx.State of the model's nnx.Param
     opt: Any  # optax state
     potentials: Any  # (f [n], g [m]) of the last full-set solve (warm start), or () with blocks
+    step: Any  # int32 steps taken (the first pretrain_steps fit the rows as given)
 
 
 def _is_affine(net) -> bool:
@@ -96,7 +97,7 @@ def _val_error(pred, y_val) -> float:
 def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.GradientTransformation, seed: int,
           output_dir: str, method: str = "robot", grad_mode: str = "implicit", epsilon: float = 1e-2,
           relative_epsilon: bool = True, reg_m: float | None = None, tol: float = 1e-4, max_iters: int = 2000,
-          block_size: int = 0, blocks_per_step: int = 1, init: str = "least_squares",
+          block_size: int = 0, blocks_per_step: int = 1, init: str = "least_squares", pretrain_steps: int = 0,
           baselines: bool = True) -> Trainer:
     """The ROBOT trainer (module docstring).
 
@@ -117,6 +118,8 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         within which it is lost; blocks_per_step: blocks solved per step.
       init: ``"least_squares"`` (an affine model starts at least squares on the rows as given)
         or ``"random"`` (the model's initialiser).
+      pretrain_steps: first steps that fit the rows as given (squared error, as least squares
+        does) before the method starts: the nonlinear models' counterpart of ``init``.
       baselines: compute the classical estimators in the report (linear, global correspondence).
 
     Returns:
@@ -131,6 +134,8 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         raise ValueError(f"init must be 'least_squares' or 'random', got {init!r}")
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if pretrain_steps < 0:
+        raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
     if reg_m is not None and not reg_m > 0:
         raise ValueError(f"reg_m must be > 0 or None, got {reg_m}")
     if method == "alt_min" and reg_m is not None:
@@ -170,7 +175,7 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
     def init_state(key) -> RobotState:
         params = make_params(key)
         pots = () if block_size else (jnp.zeros(n, dtype), jnp.zeros(m, dtype))
-        return RobotState(params, optimizer.init(params), pots)
+        return RobotState(params, optimizer.init(params), pots, jnp.zeros((), jnp.int32))
 
     def block_loss(params, rows, pots):
         net = network(params)
@@ -180,7 +185,7 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
             resid = y[rows] - net(jnp.concatenate([x1[rows], x2[rows][perm]], 1))
             return jnp.mean(jnp.sum(resid ** 2, -1)), (pots, jnp.zeros((), jnp.int32))
         value, res = robot_loss(cost, init=pots or None, **solve_kw)
-        return value, ((res.f, res.g) if pots else pots, res.n_iters)
+        return value, ((res.f, res.g) if pots else pots, res.n_iters.astype(jnp.int32))
 
     def loss_fn(params, pots, key):
         if not block_size:
@@ -188,13 +193,24 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         chosen = jax.random.choice(key, n // block_size, (blocks_per_step,), replace=False)
         rows = chosen[:, None] * block_size + jnp.arange(block_size)[None]
         values, (_, iters) = jax.vmap(lambda r: block_loss(params, r, ()))(rows)
-        return jnp.mean(values), ((), jnp.max(iters))
+        return jnp.mean(values), ((), jnp.max(iters).astype(jnp.int32))
+
+    def pretrain_loss(params, pots, key):
+        resid = y[: min(n, m)] - network(params)(jnp.concatenate([x1[: min(n, m)], x2[: min(n, m)]], 1))
+        return jnp.mean(jnp.sum(resid ** 2, -1)), (pots, jnp.zeros((), jnp.int32))
 
     def step(state: RobotState, key):
-        (loss, (pots, iters)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.potentials, key)
+        args = (state.params, state.potentials, key)
+        if pretrain_steps:
+            (loss, (pots, iters)), grads = jax.lax.cond(
+                state.step < pretrain_steps, lambda a: jax.value_and_grad(pretrain_loss, has_aux=True)(*a),
+                lambda a: jax.value_and_grad(loss_fn, has_aux=True)(*a), args)
+        else:
+            (loss, (pots, iters)), grads = jax.value_and_grad(loss_fn, has_aux=True)(*args)
         updates, opt = optimizer.update(grads, state.opt, state.params)
         params = optax.apply_updates(state.params, updates)
-        return RobotState(params, opt, pots), {"loss": loss, "sinkhorn_iters": iters.astype(loss.dtype)}
+        return (RobotState(params, opt, pots, state.step + 1),
+                {"loss": loss, "sinkhorn_iters": iters.astype(loss.dtype)})
 
     linear_truth = ds.beta.shape[0] > 0
 

@@ -94,6 +94,7 @@ _RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "trainer.tol": _number(lambda v: v > 0, "a number > 0"),
     "trainer.block_size": _integer(0),
     "trainer.blocks_per_step": _integer(1),
+    "trainer.pretrain_steps": _integer(0),
     "trainer.init": _one_of(("least_squares", "random")),
 }
 # Keys whose choices depend on the trainer (its _target_): checked after _RANGES.
