@@ -282,7 +282,7 @@ class RobotTrainerConfig:
     grad_mode: str = "implicit"  # ROBOT's gradient: implicit (hypergradient) | unroll | stop_gradient (plan fixed)
     epsilon: float = 1e-2  # entropic regularisation of the correspondence (x mean cost if relative_epsilon)
     relative_epsilon: bool = True
-    reg_m: Optional[float] = None  # inexact correspondence: KL relaxation of both marginals (None: a bijection)
+    mass: Optional[float] = None  # inexact correspondence: share of the mass matched, in (0, 1] (None: a bijection)
     tol: float = 1e-4  # Sinkhorn's stopping rule (marginal error)
     max_iters: int = 2000  # Sinkhorn's cap per step
     block_size: int = 0  # 0: correspondence lost over the whole set; else within consecutive blocks of this size

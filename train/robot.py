@@ -13,7 +13,7 @@ Methods (``method``):
 * ``"robot"``: descend on ``<C(theta), S*(theta)>`` with ``S*`` the entropic plan
   (:func:`ot_jax.losses.robot.robot_loss`; ``grad_mode="implicit"`` the hypergradient,
   ``"unroll"`` through the iterations, ``"stop_gradient"`` the plan held fixed), warm-started
-  from the previous step's potentials; ``reg_m`` for inexact correspondence (unbalanced OT).
+  from the previous step's potentials; ``mass < 1`` for inexact correspondence (partial transport).
 * ``"alt_min"``: alternating minimisation with gradient steps: each step assigns by the exact
   assignment of the current cost (:func:`ot_jax.assignment`, no gradient) and takes one
   optimiser step on the squared error of the assigned pairs.
@@ -96,7 +96,7 @@ def _val_error(pred, y_val) -> float:
 
 def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.GradientTransformation, seed: int,
           output_dir: str, method: str = "robot", grad_mode: str = "implicit", epsilon: float = 1e-2,
-          relative_epsilon: bool = True, reg_m: float | None = None, tol: float = 1e-4, max_iters: int = 2000,
+          relative_epsilon: bool = True, mass: float | None = None, tol: float = 1e-4, max_iters: int = 2000,
           block_size: int = 0, blocks_per_step: int = 1, init: str = "least_squares", pretrain_steps: int = 0,
           baselines: bool = True) -> Trainer:
     """The ROBOT trainer (module docstring).
@@ -112,7 +112,8 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
       grad_mode: ROBOT's gradient: ``"implicit"`` | ``"unroll"`` | ``"stop_gradient"``.
       epsilon: entropic regularisation of the correspondence (times the mean cost if
         ``relative_epsilon``).
-      reg_m: None (exact correspondence) or the KL relaxation of the marginals (inexact).
+      mass: None (exact correspondence) or the share of the mass matched, in ``(0, 1]``
+        (inexact correspondence: the rest of each side may stay unmatched).
       tol, max_iters: Sinkhorn's stopping rule and cap.
       block_size: 0 (the correspondence is lost over the whole set) or the size of the blocks
         within which it is lost; blocks_per_step: blocks solved per step.
@@ -136,18 +137,18 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         raise ValueError(f"epsilon must be > 0, got {epsilon}")
     if pretrain_steps < 0:
         raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
-    if reg_m is not None and not reg_m > 0:
-        raise ValueError(f"reg_m must be > 0 or None, got {reg_m}")
-    if method == "alt_min" and reg_m is not None:
-        raise ValueError("method=alt_min assigns every response (exact correspondence): reg_m must be None")
+    if mass is not None and not 0 < mass <= 1:
+        raise ValueError(f"mass must be in (0, 1] or None, got {mass}")
+    if method == "alt_min" and mass is not None:
+        raise ValueError("method=alt_min assigns every response (exact correspondence): mass must be None")
     ds = data(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
     x1, x2 = jnp.asarray(ds.x_paired, dtype), jnp.asarray(ds.x_unpaired, dtype)
     y, match = jnp.asarray(ds.y, dtype), jnp.asarray(ds.match)
     n, m, d1, d2, p = y.shape[0], x2.shape[0], x1.shape[1], x2.shape[1], y.shape[1]
-    if reg_m is None and n != m:
+    if mass is None and n != m:
         raise ValueError(f"the data have {n} responses and {m} unpaired rows: exact correspondence needs n == m; "
-                         "set trainer.reg_m > 0 for inexact correspondence")
+                         "set trainer.mass < 1 for inexact correspondence")
     if block_size:
         if block_size < 2 or n % block_size or m != n:
             raise ValueError(f"block_size must be 0 or divide n = m = {n} (>= 2), got {block_size} (m = {m})")
@@ -170,11 +171,12 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         return nnx.split(net, nnx.Param)[1]
 
     solve_kw = dict(epsilon=epsilon, relative_epsilon=relative_epsilon, tol=tol, max_iters=max_iters,
-                    reg_m=reg_m, grad_mode=grad_mode)
+                    mass=mass, grad_mode=grad_mode)
 
     def init_state(key) -> RobotState:
         params = make_params(key)
-        pots = () if block_size else (jnp.zeros(n, dtype), jnp.zeros(m, dtype))
+        extra = int(mass is not None)  # the dummy points of partial transport
+        pots = () if block_size else (jnp.zeros(n + extra, dtype), jnp.zeros(m + extra, dtype))
         return RobotState(params, optimizer.init(params), pots, jnp.zeros((), jnp.int32))
 
     def block_loss(params, rows, pots):
@@ -246,12 +248,12 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         return metrics_of(_beta_of(state.params), pred, _matching(state.params))
 
     title = (f"ROBOT ({grad_mode})" if method == "robot" else "AltMin (gradient steps)") + \
-        (f", reg_m = {reg_m}" if reg_m is not None else "")
+        (f", mass = {mass}" if mass is not None else "")
 
     def report(state: RobotState, history: list[dict]) -> dict:
         final = evaluate(state, None)
         summary = {"method": method, "grad_mode": grad_mode if method == "robot" else None, "epsilon": epsilon,
-                   "reg_m": reg_m, "n": n, "d_paired": d1, "d_unpaired": d2, **final,
+                   "mass": mass, "n": n, "d_paired": d1, "d_unpaired": d2, **final,
                    "final_loss": history[-1].get("loss") if history else None}
         rows = [[title, final]]
         if baselines and not block_size and n == m:

@@ -139,9 +139,9 @@ def check_values(cfg: DictConfig) -> None:
             value = _select(cfg, key)
             if value is not _MISSING and value not in choices:
                 raise ConfigValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-        reg_m = _select(cfg, "trainer.reg_m")
-        if reg_m not in (None, _MISSING) and not (isinstance(reg_m, (int, float)) and reg_m > 0):
-            raise ConfigValueError(f"trainer.reg_m must be null or a number > 0, got {reg_m!r}")
+        mass = _select(cfg, "trainer.mass")
+        if mass not in (None, _MISSING) and not (isinstance(mass, (int, float)) and 0 < mass <= 1):
+            raise ConfigValueError(f"trainer.mass must be null or a number in (0, 1], got {mass!r}")
         log_every = cfg.loop.log_every
         for key in ("eval_every", "checkpoint_every"):
             if cfg.loop[key] % log_every:

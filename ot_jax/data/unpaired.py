@@ -74,13 +74,16 @@ def _mlp_teacher(key, d, p, width=16):
 def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired: int = 5, n_outputs: int = 1,
                         shuffled: float = 1.0, snr: float = 100.0, n_val: int | None = None,
                         x_law: str = "normal", teacher: str = "linear", intercept: bool = False,
-                        outliers: float = 0.0) -> Unpaired:
+                        outliers: float = 0.0, block_size: int = 0) -> Unpaired:
     """A regression data set whose ``x_unpaired`` rows were (partly) shuffled.
 
     ``y = f(x) + noise``, with ``f(x) = x beta`` (``beta ~ N(0, I)``, plus an intercept row if
     ``intercept``) or a random one-hidden-layer ``tanh`` MLP (``teacher="mlp"``), and Gaussian
     noise of variance ``var(f(x)) / snr``. A share ``shuffled`` of the rows of ``x_unpaired``
-    (chosen at random) is permuted among themselves; the others stay in place.
+    (chosen at random) is permuted among themselves; the others stay in place. With
+    ``block_size > 0`` this happens within each block of ``block_size`` consecutive rows (the
+    correspondence is lost only inside a batch, e.g. cells measured per tube), so
+    ``match[i] // block_size == i // block_size``.
 
     Inexact correspondence (``outliers > 0``): ``r = round(outliers * n)`` extra rows of ``y``
     (responses drawn from ``N(mean y, 4 var y)``, with their own ``x_paired`` rows) and ``r``
@@ -98,6 +101,7 @@ def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired
       teacher: ``"linear"`` or ``"mlp"``.
       intercept: add a constant term (linear teacher).
       outliers: share of extra unmatched rows on each side, ``>= 0``.
+      block_size: 0 (shuffle over the whole set) or a divisor of ``n`` (shuffle within blocks).
 
     Returns:
       :class:`Unpaired`.
@@ -116,6 +120,9 @@ def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired
         raise ValueError(f"shuffled_regression: snr must be > 0, got {snr}")
     if not outliers >= 0:
         raise ValueError(f"shuffled_regression: outliers must be >= 0, got {outliers}")
+    if block_size < 0 or (block_size and n % block_size) or (block_size and outliers):
+        raise ValueError(f"shuffled_regression: block_size must be 0 or divide n = {n} (and outliers = 0), "
+                         f"got {block_size}")
     if x_law not in X_LAWS:
         raise ValueError(f"shuffled_regression: x_law must be one of {X_LAWS}, got {x_law!r}")
     if teacher not in TEACHERS:
@@ -138,10 +145,20 @@ def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired
     y = signal + noise_std * jax.random.normal(kn1, signal.shape)
     y_val = f(x_val) + noise_std * jax.random.normal(kn2, (n_val, p))
 
-    # shuffle a share of the rows of the unpaired block among themselves
-    n_shuffled = int(round(shuffled * n))
-    chosen = jax.random.permutation(ks, n)[:n_shuffled]
-    source = jnp.arange(n).at[chosen].set(chosen[jax.random.permutation(kp, n_shuffled)])
+    # shuffle a share of the rows of the unpaired block among themselves (within blocks)
+    size = block_size or n
+    n_shuffled = int(round(shuffled * size))
+
+    def shuffle_block(k1, k2):
+        chosen = jax.random.permutation(k1, size)[:n_shuffled]
+        return jnp.arange(size).at[chosen].set(chosen[jax.random.permutation(k2, n_shuffled)])
+
+    if block_size:
+        blocks = n // size
+        source = jax.vmap(shuffle_block)(jax.random.split(ks, blocks), jax.random.split(kp, blocks))
+        source = (source + size * jnp.arange(blocks)[:, None]).reshape(n)
+    else:
+        source = shuffle_block(ks, kp)
     x_unpaired = x[source, d_paired:]  # row j holds the features of sample source[j]
     match = jnp.zeros(n, jnp.int32).at[source].set(jnp.arange(n, dtype=jnp.int32))
     x_paired = x[:, :d_paired]

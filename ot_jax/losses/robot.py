@@ -17,16 +17,16 @@ the plan rather than alternating between ``theta`` and ``S``. ``grad_mode``:
   gradient of ``<C, S>``): what the hypergradient's second term adds is measured against it.
 
 **Inexact correspondence** (only part of the data has a partner, outliers on either side):
-``reg_m`` relaxes both marginal constraints by Kullback-Leibler penalties (unbalanced OT),
+``mass`` < 1 matches only that share of the mass (partial transport; Figueroa & Caffarelli 2010,
+Chapel et al. 2020): the rows and the columns each keep ``1 - mass`` unmatched,
 
-    L(theta) = <C, S*> + reg_m (KL(S* 1 | a) + KL(S*^T 1 | b)),
-    S* = argmin_S <C, S> - eps H(S) + reg_m (KL(S 1 | a) + KL(S^T 1 | b))
+    L(theta) = <C, S*>,   S* = argmin { <C, S> - eps H(S) : S >= 0, S 1 <= a, S^T 1 <= b, 1^T S 1 = mass },
 
-(generalised KL, ``KL(p | q) = sum p log(p / q) - p + q``), so a point whose every pair costs
-more than about ``reg_m`` is left unmatched at the price of its mass in the penalty instead of
-pulling the fit: unmatched points cost nothing beyond the relaxation. The value includes the
-penalties: without them, pushing the predictions away from everything would shrink the
-transported mass and so the loss. With ``reg_m`` the two sides may have different sizes.
+so the fit is not pulled by the ``1 - mass`` share of each side that matches worst: unmatched
+points cost nothing beyond the mass given up. It is solved as a balanced problem with one dummy
+point on each side (mass ``1 - mass`` each; cost 0 to every real point, a prohibitive cost
+between the dummies) by the same Sinkhorn solver, so the gradient modes are unchanged; the cost
+is materialised as ``[n + 1, m + 1]``. With ``mass`` the two sides may have different sizes.
 
 At evaluation, :func:`recovered_matching` solves the exact assignment problem on the same cost
 (the permutation ROBOT's fit implies) and :func:`matching_accuracy` scores it.
@@ -56,27 +56,30 @@ def residual_cost(targets: jax.Array, preds: jax.Array) -> PointCloud:
     return PointCloud(targets, preds)
 
 
-def robot_loss(cost, a=None, b=None, *, epsilon, grad_mode: str = "implicit", reg_m: float | None = None,
+def robot_loss(cost, a=None, b=None, *, epsilon, grad_mode: str = "implicit", mass: float | None = None,
                relative_epsilon: bool = False, tol: float = 1e-4, max_iters: int = 2000, init=None,
                throw: bool = False):
-    """ROBOT's objective ``<C, S*>`` (plus the marginal penalties when ``reg_m``) and the solve.
+    """ROBOT's objective ``<C, S*>`` and the solve.
 
     Args:
       cost: ``[n, m]`` cost matrix, :class:`~ot_jax.Geometry` or :class:`~ot_jax.PointCloud`
         (:func:`residual_cost`) built from the model's predictions, so that the gradient reaches
         the model's parameters.
       a: ``[n]`` weights of the rows (uniform if None); b: ``[m]`` of the columns. Without
-        ``reg_m`` the correspondence is a bijection: ``n`` must equal ``m``.
-      epsilon: entropic regularisation, > 0 (times the mean cost if ``relative_epsilon``).
+        ``mass`` the correspondence is a bijection: ``n`` must equal ``m``.
+      epsilon: entropic regularisation, > 0 (times the mean cost if ``relative_epsilon``; the
+        gradient then holds that epsilon constant, so it is the derivative of the objective at the
+        fixed epsilon it was solved with, not of the function ``theta -> L`` with a moving epsilon).
       grad_mode: ``"implicit"`` | ``"unroll"`` | ``"stop_gradient"`` (module docstring).
-      reg_m: None (exact correspondence) or the KL relaxation strength of both marginals, > 0
-        (inexact correspondence; module docstring).
+      mass: None (exact correspondence) or the share of the mass matched, in ``(0, 1]``
+        (inexact correspondence, partial transport; module docstring).
       relative_epsilon, tol, max_iters, init, throw: as :func:`ot_jax.sinkhorn`
         (``init = previous_result.f, previous_result.g`` warm-starts the next step).
 
     Returns:
       ``(value, result)``: the scalar objective, differentiable as ``grad_mode`` says, and the
-      solver's :class:`~ot_jax.solvers.results.EntropicResult` (plan, potentials, status).
+      solver's :class:`~ot_jax.solvers.results.EntropicResult` (plan, potentials, status; with
+      ``mass``, of the augmented ``[n + 1, m + 1]`` problem, dummy row and column last).
 
     >>> import jax, jax.numpy as jnp
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (50, 2)); y = x @ jnp.array([1.0, -2.0])
@@ -88,19 +91,33 @@ def robot_loss(cost, a=None, b=None, *, epsilon, grad_mode: str = "implicit", re
         raise ValueError(f"robot_loss: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
     n, m = cost.shape if hasattr(cost, "shape") else jnp.shape(cost)
     solver_grad = _SINKHORN_GRAD[grad_mode]
-    if reg_m is None:
+    if mass is None:
         if n != m:
-            raise ValueError(f"robot_loss: the cost is [{n}, {m}], but exact correspondence (reg_m=None) matches "
-                             f"n responses to n predictions one to one; pass reg_m > 0 for inexact correspondence "
+            raise ValueError(f"robot_loss: the cost is [{n}, {m}], but exact correspondence (mass=None) matches "
+                             f"n responses to n predictions one to one; pass mass < 1 for inexact correspondence "
                              f"(unmatched points on either side)")
         result = sinkhorn(cost, a, b, epsilon=epsilon, relative_epsilon=relative_epsilon, tol=tol,
                           max_iters=max_iters, init=init, grad_mode=solver_grad, throw=throw)
         return result.cost, result
-    from ot_jax.solvers.unbalanced import sinkhorn_unbalanced
-
-    result = sinkhorn_unbalanced(cost, a, b, epsilon=epsilon, reg_m=reg_m, relative_epsilon=relative_epsilon,
-                                 tol=tol, max_iters=max_iters, init=init, grad_mode=solver_grad, throw=throw)
-    return result.cost + result.marginal_penalty, result
+    if not 0.0 < mass <= 1.0:
+        raise ValueError(f"robot_loss: mass must be in (0, 1], got {mass}")
+    matrix = cost.cost_matrix if hasattr(cost, "cost_matrix") else jnp.asarray(cost)
+    dtype = matrix.dtype
+    a = jnp.full(n, 1.0 / n, dtype) if a is None else jnp.asarray(a, dtype) / jnp.sum(a)
+    b = jnp.full(m, 1.0 / m, dtype) if b is None else jnp.asarray(b, dtype) / jnp.sum(b)
+    if relative_epsilon:  # in units of the real pairs' mean cost (the dummies' costs are not costs)
+        epsilon = epsilon * jax.lax.stop_gradient(jnp.mean(matrix))
+    rest = jnp.asarray(1.0 - mass, dtype)
+    prohibitive = jax.lax.stop_gradient(2.0 * jnp.max(matrix) + 50.0 * epsilon)
+    augmented = jnp.block([[matrix, jnp.zeros((n, 1), dtype)],
+                           [jnp.zeros((1, m), dtype), jnp.reshape(prohibitive, (1, 1))]])
+    result = sinkhorn(augmented, jnp.append(a, rest), jnp.append(b, rest), epsilon=epsilon, tol=tol,
+                      max_iters=max_iters, init=init, grad_mode=solver_grad, throw=throw)
+    plan = result.plan[:n, :m]
+    if grad_mode == "stop_gradient":
+        plan = jax.lax.stop_gradient(plan)
+    value = jnp.sum(plan * matrix)
+    return value, result
 
 
 def recovered_matching(cost) -> jax.Array:

@@ -63,7 +63,8 @@ def sinkhorn(
     Args:
       geom: ``[n, m]`` cost matrix, :class:`~ot_jax.Geometry` or :class:`~ot_jax.PointCloud`.
       a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights.
-      epsilon: regularisation, > 0 (multiplied by the mean cost if ``relative_epsilon``).
+      epsilon: regularisation, > 0 (multiplied by the mean cost if ``relative_epsilon``; that
+        scale is read without a derivative, so gradients treat the resulting epsilon as a constant).
       tol: tolerance on the relative L1 marginal error.
       max_iters: iteration cap (static); check_every: iterations per error check (static).
       init: warm start ``(f [n], g [m])`` potentials, e.g. ``previous.f, previous.g``.

@@ -34,6 +34,7 @@ def test_short_run_beats_least_squares_and_reports_the_baselines(tmp_path):
     ["trainer.method=alt_min"],
     ["trainer.grad_mode=stop_gradient", "trainer.block_size=20", "trainer.blocks_per_step=2"],
     ["model=regression_mlp", "trainer.init=random", "data.teacher=mlp"],
+    ["data.outliers=0.1", "trainer.mass=0.9"],
 ])
 def test_other_methods_take_a_finite_step(tmp_path, overrides):
     trainer = build_trainer(compose_config([*SMALL, "trainer.baselines=false", *overrides]), str(tmp_path))
@@ -49,10 +50,10 @@ def test_other_methods_take_a_finite_step(tmp_path, overrides):
 @pytest.mark.parametrize("overrides, match", [
     (["trainer.grad_mode=envelope"], "grad_mode"),
     (["trainer.method=em"], "method"),
-    (["trainer.reg_m=-1"], "reg_m"),
+    (["trainer.mass=1.5"], "mass"),
     (["trainer.block_size=7"], "block_size"),
     (["trainer.epsilon=0"], "epsilon"),
-    (["trainer.method=alt_min", "trainer.reg_m=1.0"], "alt_min"),
+    (["trainer.method=alt_min", "trainer.mass=0.9"], "alt_min"),
 ])
 def test_bad_settings_raise(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
