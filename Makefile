@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-dev
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py
+	$(PY) scripts/soft_topk_figure.py
 
 # Sweeps live in conf/sweep/<name>.yaml (swept values, sweep directory, launcher):
 # python -m train -m +sweep=<name>. Each target runs its sweeps, then draws the figures.

@@ -94,13 +94,51 @@ def timed(fn, x, repeats: int):
     return median_time(lambda: compiled(x), repeats), compile_s, out
 
 
+def temp_bytes(fn, x) -> int:
+    """XLA's scratch memory (bytes) of ``jax.jit(fn)`` at ``x``: what the program allocates beyond its
+    arguments and outputs (``compiled.memory_analysis()``; no run)."""
+    return int(jax.jit(fn).lower(x).compile().memory_analysis().temp_size_in_bytes)
+
+
+def memory_table(sizes) -> str:
+    """Compiled scratch memory of top-k (k = n/10), forward and value_and_grad, both libraries."""
+    import ott
+
+    rows = ["## Soft top-k: compiled scratch memory (`scripts/bench_soft_sort.py --memory`)", "",
+            f"Command: `{command_line()}`; revision {git_revision()}; jax {jax.__version__} "
+            f"({jax.default_backend()}), ott-jax {ott.__version__}; float32, k = n/10, settings as above. Scratch = "
+            "XLA's temporary buffers of the compiled program (`memory_analysis().temp_size_in_bytes`), beyond the "
+            "n-vector input and output; bytes per score in brackets.", "",
+            "| n | call | ot_jax scratch | OTT-JAX scratch |", "|---|---|---|---|"]
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        x = jnp.asarray(rng.normal(size=n), jnp.float32)
+        w = jnp.asarray(rng.normal(size=n), jnp.float32)
+        for call in ("forward", "value_and_grad"):
+            ours, theirs = operators("top-k", n, grad=call == "value_and_grad")
+            cells = []
+            for op in (ours, theirs):
+                fn = op if call == "forward" else jax.value_and_grad(lambda x, op=op: jnp.vdot(w, op(x)))
+                b = temp_bytes(fn, x)
+                cells.append(f"{b / 2**20:.1f} MiB ({b / n:.0f} B)")
+            rows.append(f"| {n:,} | {call} | {cells[0]} | {cells[1]} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory", action="store_true", help="only the compiled-memory table of top-k")
     parser.add_argument("--topk-sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
     parser.add_argument("--sort-sizes", type=int, nargs="+", default=[1000, 3000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=REPORT)
     args = parser.parse_args()
+    if args.memory:
+        text = memory_table(args.topk_sizes)
+        write_section("soft_sort_memory", text, args.out)
+        print(text)
+        return
 
     import ott
 
