@@ -10,7 +10,7 @@ the evaluation uses one fixed test set of ``test_size`` problems.
 **Model**: :class:`ot_jax.nn.Seq2SeqGRU` (``model`` group), decoded for exactly
 ``n_digits + 1`` steps (no end token).
 
-**Decoding** (:func:`decode_beams`). ``K`` beams carry a decoder state ``h_j``, the
+**Decoding** (:func:`ot_jax.losses.beam.decode_beams`). ``K`` beams carry a decoder state ``h_j``, the
 distribution of their last token, a score ``s_j`` (sum of log-probabilities) and their
 token history ``[T, V]``. At step ``t`` the decoder expands every beam by every token:
 ``n = K V`` candidates ``i = (k, v)`` with score ``s_k + log p(v | beam k)`` (at ``t = 0``
@@ -27,7 +27,7 @@ is the ``W``-mixture of its candidates:
 *Hard* selection (``W`` = one-hot of the ``K`` best candidates, best first) is ordinary
 beam search, used for every evaluation; ``K = 1`` is greedy decoding. *Soft* selection is
 the sorted SOFT top-k: column ``j`` is ``soft_topk(scores, j) - soft_topk(scores, j - 1)``
-(:func:`rank_weights`; ``soft_topk(., 0) = 0``), the differences of the SOFT indicators
+(:func:`ot_jax.losses.beam.rank_weights`; ``soft_topk(., 0) = 0``), the differences of the SOFT indicators
 (:func:`ot_jax.soft_topk`, entropic OT of the normalised scores onto the anchors 0 and 1,
 implicit gradients). Each indicator is a sigmoid of the normalised score around a
 threshold that grows with ``j``, so the columns are non-negative, each sums to 1, together
@@ -71,17 +71,15 @@ import numpy as np
 import optax
 from flax import nnx
 
-import ot_jax
 from ot_jax.data import ADDITION_VOCAB, digit_addition
+from ot_jax.losses.beam import beam_search, soft_beam_loss, teacher_forcing_loss
 from train.common import lr_decay_schedule
 from train.loop import Trainer
 from train.report import format_table
 
-__all__ = ["build", "SeqState", "MODES", "rank_weights", "hard_weights", "decode_beams", "beam_search",
-           "teacher_forcing_loss", "soft_beam_loss", "accuracies"]
+__all__ = ["build", "SeqState", "MODES", "accuracies"]
 
 MODES = ("teacher_forcing", "soft_beam")
-_FLOOR = 1e-6
 
 
 class SeqState(NamedTuple):
@@ -91,117 +89,6 @@ class SeqState(NamedTuple):
     rest: Any  # its other variables (none for Seq2SeqGRU)
     opt: Any  # optax state
     step: Any  # int32 scalar: steps taken (the soft beam loss starts after warmup_steps)
-
-
-def _masked(scores: jax.Array, live: jax.Array | None) -> jax.Array:
-    return jnp.ones(scores.shape, bool) if live is None else jnp.broadcast_to(live, scores.shape)
-
-
-def hard_weights(scores: jax.Array, k: int, live: jax.Array | None = None) -> jax.Array:
-    """``scores: [..., n]`` -> ``[..., n, k]``: column ``j`` the one-hot of the ``j``-th largest
-    score among the ``live`` candidates (``[..., n]`` bool; default all)."""
-    _, idx = jax.lax.top_k(jnp.where(_masked(scores, live), scores, -jnp.inf), k)
-    return jnp.swapaxes(jax.nn.one_hot(idx, scores.shape[-1], dtype=scores.dtype), -1, -2)
-
-
-def rank_weights(scores: jax.Array, k: int, live: jax.Array | None = None, *, epsilon: float,
-                 grad_mode: str = "implicit") -> jax.Array:
-    """Sorted soft top-``k`` weights from SOFT indicators (module docstring).
-
-    The live scores are min-max normalised to ``[0, 1]`` (as ``soft_topk``'s default
-    ``normalize="minmax"`` does) and dead candidates placed at ``-1``, where their share of
-    anchor 1 is below ``exp(-2 / epsilon)``: the weights of the live candidates are those of
-    the SOFT top-k of the live scores alone.
-
-    Args:
-      scores: ``[..., n]`` candidate scores, ``0 < k < n``, at least ``k`` of them live.
-      k: number of beams (static).
-      live: ``[..., n]`` bool, the candidates that exist (default: all).
-      epsilon: SOFT top-k temperature (normalised squared-distance units).
-      grad_mode: ``"implicit"`` or ``"unroll"`` (:func:`ot_jax.soft_topk`).
-
-    Returns:
-      ``[..., n, k]``: column ``j`` is ``soft_topk(x, j + 1) - soft_topk(x, j)`` of the
-      normalised scores ``x``; each column sums to 1; the hard limit is :func:`hard_weights`.
-    """
-    live = _masked(scores, live)
-    low = jnp.min(jnp.where(live, scores, jnp.inf), axis=-1, keepdims=True)
-    high = jnp.max(jnp.where(live, scores, -jnp.inf), axis=-1, keepdims=True)
-    x = jnp.where(live, (scores - low) / jnp.maximum(high - low, jnp.finfo(scores.dtype).tiny), -1.0)
-    masks = [jnp.zeros_like(x)]
-    masks += [ot_jax.soft_topk(x, j, epsilon=epsilon, normalize="none", grad_mode=grad_mode)
-              for j in range(1, k + 1)]
-    return jnp.stack([masks[j + 1] - masks[j] for j in range(k)], axis=-1)
-
-
-def decode_beams(model, src: jax.Array, steps: int, k: int, select: Callable):
-    """Beam decoding with mixture beams (module docstring).
-
-    Args:
-      model: a :class:`ot_jax.nn.Seq2SeqGRU` (or any module with ``encode``, ``step``,
-        ``embed``, ``embed_soft``, ``bos`` and ``tgt_vocab``).
-      src: ``[B, S]`` source tokens.
-      steps: ``T``, tokens decoded.
-      k: ``K`` beams, ``K <= V``.
-      select: ``(scores [B, n], K, live [B, n]) -> weights [B, n, K]`` (:func:`hard_weights`,
-        or :func:`rank_weights` with its temperature bound).
-
-    Returns:
-      ``(history [B, K, T, V], scores [B, K])``: beam ``j``'s (soft) token distribution per
-      position, best beam first, and its (soft) score.
-    """
-    v = model.tgt_vocab
-    context = model.encode(src)  # [B, H]
-    b = src.shape[0]
-
-    def expand(carry, t):
-        h, x, scores, alive, history = carry
-        h, logits = model.step(h, context[:, None], x)  # [B, K, H], [B, K, V]
-        cand = (scores[..., None] + jax.nn.log_softmax(logits, axis=-1)).reshape(b, k * v)
-        live = jnp.repeat(alive, v, axis=1)  # [B, K V]
-        w = select(cand, k, live)  # [B, K V, K]
-        scores = jnp.einsum("bnk,bn->bk", w, jnp.where(live, cand, 0.0))
-        w = w.reshape(b, k, v, k)
-        parent, token = w.sum(axis=2), jnp.swapaxes(w.sum(axis=1), 1, 2)  # [B, K, K], [B, K, V]
-        h = jnp.einsum("bpk,bph->bkh", parent, h)
-        history = jnp.einsum("bpk,bptv->bktv", parent, history)
-        history = jax.lax.dynamic_update_index_in_dim(history, token, t, axis=2)
-        return (h, model.embed_soft(token), scores, jnp.ones_like(alive), history), None
-
-    # All K beams start from the start state; only the first is alive at step 0, so that
-    # step 0 selects among the V tokens of one state (one scan over every step).
-    start = (jnp.broadcast_to(context[:, None], (b, k, context.shape[-1])),
-             model.embed(jnp.full((b, k), model.bos, jnp.int32)), jnp.zeros((b, k), context.dtype),
-             jnp.broadcast_to(jnp.arange(k) == 0, (b, k)), jnp.zeros((b, k, steps, v), context.dtype))
-    (_, _, scores, _, history), _ = jax.lax.scan(expand, start, jnp.arange(steps))
-    return history, scores
-
-
-def beam_search(model, src: jax.Array, steps: int, k: int) -> jax.Array:
-    """Hard beam search with ``k`` beams (``k = 1``: greedy): ``[B, T]`` tokens of the best beam."""
-    history, _ = decode_beams(model, src, steps, k, hard_weights)
-    return jnp.argmax(history[:, 0], axis=-1).astype(jnp.int32)
-
-
-def teacher_forcing_loss(model, src: jax.Array, tgt: jax.Array) -> jax.Array:
-    """Mean token cross-entropy of ``tgt: [B, T]`` given its own prefix."""
-    context = model.encode(src)
-    bos = jnp.full((tgt.shape[0], 1), model.bos, jnp.int32)
-    inputs = model.embed(jnp.concatenate([bos, tgt[:, :-1]], axis=1))  # [B, T, E]
-    h, losses = context, []
-    for t in range(tgt.shape[1]):
-        h, logits = model.step(h, context, inputs[:, t])
-        losses.append(optax.softmax_cross_entropy_with_integer_labels(logits, tgt[:, t]))
-    return jnp.mean(jnp.stack(losses, axis=1))
-
-
-def soft_beam_loss(model, src: jax.Array, tgt: jax.Array, k: int, *, epsilon: float,
-                   grad_mode: str = "implicit") -> jax.Array:
-    """Cross-entropy between ``tgt: [B, T]`` and the top soft beam's history (module docstring)."""
-    select = functools.partial(rank_weights, epsilon=epsilon, grad_mode=grad_mode)
-    history, _ = decode_beams(model, src, tgt.shape[1], k, select)
-    mass = jnp.take_along_axis(history[:, 0], tgt[..., None], axis=-1)[..., 0]  # [B, T]
-    return -jnp.mean(jnp.log(jnp.maximum(mass, _FLOOR)))
 
 
 def accuracies(pred: np.ndarray, tgt: np.ndarray) -> tuple[float, float]:

@@ -1,8 +1,8 @@
 """Losses built on the solvers: SPOT (``spot``), minibatch OT (``minibatch``), point-cloud
 losses (``point_cloud``), the adversarial WGAN/GAN losses (``adversarial``) and soft kNN
-classification through SOFT top-k (``knn``) and regression without correspondence (``robot``)."""
+classification and beam search through SOFT top-k (``knn``, ``beam``) and regression without correspondence (``robot``)."""
 
-from ot_jax.losses import adversarial, knn, minibatch, point_cloud, robot, spot
+from ot_jax.losses import adversarial, beam, knn, minibatch, point_cloud, robot, spot
 from ot_jax.losses.point_cloud import chamfer_distance, exact_loss
 
-__all__ = ["adversarial", "knn", "minibatch", "point_cloud", "robot", "spot", "chamfer_distance", "exact_loss"]
+__all__ = ["adversarial", "beam", "knn", "minibatch", "point_cloud", "robot", "spot", "chamfer_distance", "exact_loss"]

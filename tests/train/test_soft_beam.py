@@ -1,4 +1,5 @@
-"""Soft beam search (train/soft_beam.py): the addition data, the soft selection step and a short run."""
+"""Soft beam search (ot_jax/losses/beam.py, train/soft_beam.py): the addition data, the soft selection step
+and a short run."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from ot_jax.data import addition_target, digit_addition
 from ot_jax.nn import Seq2SeqGRU
 from train.config import CONF_DIR
 from train.runner import run_config
-from train.soft_beam import accuracies, decode_beams, hard_weights, rank_weights
+from ot_jax.losses.beam import decode_beams, hard_weights, rank_weights
+from train.soft_beam import accuracies
 
 
 def test_digit_addition_shapes_determinism_and_truth():
