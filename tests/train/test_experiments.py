@@ -62,6 +62,12 @@ TINY["soft_knn_digits"] = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=
 TINY["soft_beam_seq"] = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
                          "loop.progress=false", "trainer.warmup_steps=0", "trainer.n_digits=1", "trainer.beam_size=1",
                          "trainer.batch_size=8", "trainer.test_size=16", "model.hidden=8", "model.embed=4"]
+ROBOT_TINY = ["loop.steps=2", "loop.log_every=1", "loop.eval_every=0", "loop.checkpoint_every=0",
+              "loop.progress=false", "trainer.max_iters=50", "data.n_val=50"]
+TINY["robot_linear"] = ROBOT_TINY + ["data.n=60"]
+TINY["robot_mlp"] = ROBOT_TINY + ["data.n=60", "trainer.pretrain_steps=1"]
+TINY["robot_scale"] = ROBOT_TINY + ["data.n=400", "data.block_size=100", "trainer.block_size=100",
+                                    "trainer.blocks_per_step=2"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -115,6 +121,7 @@ SLOW_RUNS = {
     "digit_barycenters",  # ot_jax.barycenter: tests/solvers/test_barycenter.py
     "soft_knn_digits",  # tests/train/test_soft_knn.py (a short run through run_config, the soft vote's gradients)
     "soft_beam_seq",  # tests/train/test_soft_beam.py runs it through the same config path
+    "robot_linear", "robot_mlp", "robot_scale",  # tests/train/test_robot.py: runs, baselines, MLP, blocks
 }
 
 
