@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow bench figures sweeps density-sweeps generator-sweeps knn-table clean
+.PHONY: run test test-slow bench figures sweeps density-sweeps generator-sweeps knn-table robot-tables clean
 .DEFAULT_GOAL := run
 
 $(PY):
@@ -86,6 +86,12 @@ generator-sweeps: $(VENV)/.installed-run
 # the table goes to docs/reproduction.md, the figure to docs/figures/soft_knn_accuracy_k.png.
 knn-table: $(VENV)/.installed-run
 	$(PY) scripts/soft_knn_table.py
+
+# ROBOT: the authors' protocol (10 seeds), the shuffled-share study and the tracking toy.
+robot-tables: $(VENV)/.installed-run
+	$(PY) scripts/robot_table.py --study protocol
+	$(PY) scripts/robot_table.py --study shuffled
+	$(PY) scripts/robot_tracking.py
 
 clean:
 	rm -rf $(VENV) outputs multirun

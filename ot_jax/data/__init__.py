@@ -9,6 +9,8 @@
   (:func:`digit_addition`: sums written most significant digit first).
 * :mod:`ot_jax.data.unpaired`: regression data whose correspondence was lost
   (:func:`shuffled_regression`, the :class:`Unpaired` container).
+* :mod:`ot_jax.data.tracking`: objects moving on a spiral, observed as detections
+  without identities (:func:`moving_objects`, the :class:`Tracks` container).
 
 A *sampler* is a pure function ``f(key, n) -> [n, d]`` (jax's default float
 dtype, deterministic given ``key``, jit-compatible with ``n`` static, all other
@@ -35,6 +37,7 @@ from ot_jax.data.laws import (
     uniform,
 )
 from ot_jax.data.sequences import ADDITION_VOCAB, addition_target, digit_addition
+from ot_jax.data.tracking import Tracks, moving_objects
 from ot_jax.data.unpaired import Unpaired, shuffled_regression
 
 __all__ = [
@@ -68,4 +71,7 @@ __all__ = [
     # regression without correspondence
     "Unpaired",
     "shuffled_regression",
+    # tracking without identities
+    "Tracks",
+    "moving_objects",
 ]

@@ -1,8 +1,10 @@
 """Losses built on the solvers: SPOT (``spot``), minibatch OT (``minibatch``), point-cloud
 losses (``point_cloud``), the adversarial WGAN/GAN losses (``adversarial``) and soft kNN
-classification and beam search through SOFT top-k (``knn``, ``beam``) and regression without correspondence (``robot``)."""
+classification and beam search through SOFT top-k (``knn``, ``beam``), regression without
+correspondence (``robot``) and its tracking application (``tracking``)."""
 
-from ot_jax.losses import adversarial, beam, knn, minibatch, point_cloud, robot, spot
+from ot_jax.losses import adversarial, beam, knn, minibatch, point_cloud, robot, spot, tracking
 from ot_jax.losses.point_cloud import chamfer_distance, exact_loss
 
-__all__ = ["adversarial", "beam", "knn", "minibatch", "point_cloud", "robot", "spot", "chamfer_distance", "exact_loss"]
+__all__ = ["adversarial", "beam", "knn", "minibatch", "point_cloud", "robot", "spot", "tracking", "chamfer_distance",
+           "exact_loss"]

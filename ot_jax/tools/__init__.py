@@ -2,12 +2,13 @@
 (``gaussian``), and differentiable top-k, sort, rank and quantiles from entropic OT
 (``sorting``: :func:`soft_topk`, :func:`soft_sort`, :func:`soft_rank`, :func:`soft_quantile`), and the
 classical estimators of linear regression without correspondence (``regression``: least squares,
-AltMin, stochastic EM), the baselines of ROBOT (:mod:`ot_jax.losses.robot`)."""
+AltMin, stochastic EM), the baselines of ROBOT (:mod:`ot_jax.losses.robot`), and tracking without
+identities (``tracking``: ROBOT's and AltMin's fits of the dynamics, the links and their scores)."""
 
-from ot_jax.tools import color, gaussian, regression, sorting
+from ot_jax.tools import color, gaussian, regression, sorting, tracking
 from ot_jax.tools.color import ColorTransferResult, color_transfer
 from ot_jax.tools.gaussian import gaussian_entropic_plan, gaussian_w2
 from ot_jax.tools.sorting import soft_quantile, soft_rank, soft_sort, soft_topk
 
-__all__ = ["color", "gaussian", "regression", "sorting", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
+__all__ = ["color", "gaussian", "regression", "sorting", "tracking", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
            "soft_topk", "soft_sort", "soft_rank", "soft_quantile"]
