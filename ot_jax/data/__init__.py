@@ -9,6 +9,9 @@
   (:func:`digit_addition`: sums written most significant digit first).
 * :mod:`ot_jax.data.unpaired`: regression data whose correspondence was lost
   (:func:`shuffled_regression`, the :class:`Unpaired` container).
+* :mod:`ot_jax.data.cytometry`: flow-cytometry calibration without correspondence
+  (:func:`simulate_cytometry`, :func:`cytometry_file` for real events).
+* :mod:`ot_jax.data.fcs`: flow-cytometry event files (FCS and CSV: :func:`load_events`).
 * :mod:`ot_jax.data.tracking`: objects moving on a spiral, observed as detections
   without identities (:func:`moving_objects`, the :class:`Tracks` container).
 
@@ -21,7 +24,9 @@ stays the module, so that dotted paths such as ``ot_jax.data.digits.digits``
 (Hydra ``_target_``) resolve. Use ``from ot_jax.data.digits import digits``.
 """
 
+from ot_jax.data.cytometry import cytometry_file, cytometry_from_events, simulate_cytometry
 from ot_jax.data.digits import DIGIT_TRANSFORMS, array_sampler, digit_shape, load_digits
+from ot_jax.data.fcs import load_events, read_events_csv, read_fcs, write_events_csv, write_fcs
 from ot_jax.data.idx import idx_sampler, load_idx_images, read_idx, write_idx
 from ot_jax.data.images import SAMPLE_IMAGES, sample_image
 from ot_jax.data.laws import (
@@ -71,6 +76,15 @@ __all__ = [
     # regression without correspondence
     "Unpaired",
     "shuffled_regression",
+    # flow cytometry
+    "simulate_cytometry",
+    "cytometry_from_events",
+    "cytometry_file",
+    "read_fcs",
+    "write_fcs",
+    "read_events_csv",
+    "write_events_csv",
+    "load_events",
     # tracking without identities
     "Tracks",
     "moving_objects",

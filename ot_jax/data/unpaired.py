@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Unpaired", "shuffled_regression", "X_LAWS", "TEACHERS"]
+__all__ = ["Unpaired", "shuffled_regression", "shuffled_source", "X_LAWS", "TEACHERS"]
 
 X_LAWS = ("normal", "uniform", "mix_normal")
 TEACHERS = ("linear", "mlp")
@@ -69,6 +69,27 @@ def _mlp_teacher(key, d, p, width=16):
     w1 = jax.random.normal(k1, (d, width)) / jnp.sqrt(d)
     w2 = jax.random.normal(k2, (width, p)) / jnp.sqrt(width)
     return lambda x: jnp.tanh(x @ w1) @ w2
+
+
+def shuffled_source(key_choose: jax.Array, key_permute: jax.Array, n: int, *, shuffled: float = 1.0,
+                    block_size: int = 0) -> jax.Array:
+    """``[n]`` int32 row order that loses the correspondence of a share of the rows: row ``j`` of
+    the shuffled block holds sample ``source[j]``. A share ``shuffled`` of the rows (chosen with
+    ``key_choose``) is permuted among themselves (with ``key_permute``), the others stay in place;
+    with ``block_size > 0`` (a divisor of ``n``) this happens within each block of that many
+    consecutive rows, so ``source[j] // block_size == j // block_size``."""
+    size = block_size or n
+    n_shuffled = int(round(shuffled * size))
+
+    def shuffle_block(k1, k2):
+        chosen = jax.random.permutation(k1, size)[:n_shuffled]
+        return jnp.arange(size).at[chosen].set(chosen[jax.random.permutation(k2, n_shuffled)])
+
+    if not block_size:
+        return shuffle_block(key_choose, key_permute)
+    blocks = n // size
+    source = jax.vmap(shuffle_block)(jax.random.split(key_choose, blocks), jax.random.split(key_permute, blocks))
+    return (source + size * jnp.arange(blocks)[:, None]).reshape(n)
 
 
 def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired: int = 5, n_outputs: int = 1,
@@ -145,20 +166,7 @@ def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired
     y = signal + noise_std * jax.random.normal(kn1, signal.shape)
     y_val = f(x_val) + noise_std * jax.random.normal(kn2, (n_val, p))
 
-    # shuffle a share of the rows of the unpaired block among themselves (within blocks)
-    size = block_size or n
-    n_shuffled = int(round(shuffled * size))
-
-    def shuffle_block(k1, k2):
-        chosen = jax.random.permutation(k1, size)[:n_shuffled]
-        return jnp.arange(size).at[chosen].set(chosen[jax.random.permutation(k2, n_shuffled)])
-
-    if block_size:
-        blocks = n // size
-        source = jax.vmap(shuffle_block)(jax.random.split(ks, blocks), jax.random.split(kp, blocks))
-        source = (source + size * jnp.arange(blocks)[:, None]).reshape(n)
-    else:
-        source = shuffle_block(ks, kp)
+    source = shuffled_source(ks, kp, n, shuffled=shuffled, block_size=block_size)
     x_unpaired = x[source, d_paired:]  # row j holds the features of sample source[j]
     match = jnp.zeros(n, jnp.int32).at[source].set(jnp.arange(n, dtype=jnp.int32))
     x_paired = x[:, :d_paired]

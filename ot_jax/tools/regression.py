@@ -11,7 +11,7 @@ shuffled. A *matching* ``[n]`` int pairs row ``i`` of ``y`` with row ``matching[
   right for the rows that were not shuffled), or on a given matching (the *oracle* with the true one).
 * :func:`alt_min`: alternating minimisation (Haghighatshoar & Caire 2018; Abid et al. 2017):
   start from least squares, then repeat exact assignment of the residual cost and refit, until
-  the matching stops changing.
+  the matching stops changing (within blocks when the correspondence is lost only there).
 * :func:`stochastic_em`: stochastic EM (Abid & Zou 2018): the E-step samples matchings from
   ``p(sigma | beta) ∝ exp(-||y - X_sigma beta||^2 / (2 s^2))`` by Metropolis swaps of two rows,
   the M-step refits ``beta`` (and the noise scale ``s``) on the sampled matchings.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["design", "least_squares", "predict", "residual_cost_matrix", "assign", "alt_min", "stochastic_em"]
+__all__ = ["design", "least_squares", "predict", "residual_cost_matrix", "assign", "assign_residuals", "alt_min", "stochastic_em"]
 
 
 def design(x_paired, x_unpaired, matching=None) -> np.ndarray:
@@ -69,10 +69,29 @@ def assign(cost) -> np.ndarray:
     return np.asarray(assignment(cost, method="scipy").permutation)
 
 
-def alt_min(x_paired, x_unpaired, y, *, max_iters: int = 50, beta0=None) -> tuple[np.ndarray, np.ndarray, int]:
+def assign_residuals(beta, x_paired, x_unpaired, y, *, block_size: int = 0) -> np.ndarray:
+    """``[n]`` the exact assignment of :func:`residual_cost_matrix` under ``beta``; with
+    ``block_size > 0`` (a divisor of ``n = m``) within each block of that many consecutive rows."""
+    if not block_size:
+        return assign(residual_cost_matrix(beta, x_paired, x_unpaired, y))
+    n = np.asarray(y).shape[0]
+    if n % block_size or np.asarray(x_unpaired).shape[0] != n:
+        raise ValueError(f"assign_residuals: block_size {block_size} must divide n = m, got n = {n}, "
+                         f"m = {np.asarray(x_unpaired).shape[0]}")
+    x_paired, x_unpaired, y = np.asarray(x_paired), np.asarray(x_unpaired), np.asarray(y)
+    out = []
+    for start in range(0, n, block_size):
+        rows = slice(start, start + block_size)
+        out.append(start + assign(residual_cost_matrix(beta, x_paired[rows], x_unpaired[rows], y[rows])))
+    return np.concatenate(out)
+
+
+def alt_min(x_paired, x_unpaired, y, *, max_iters: int = 50, beta0=None,
+            block_size: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Alternating minimisation: ``matching = argmin_sigma ||y - X_sigma beta||^2`` (exact
-    assignment), ``beta = least squares on that matching``, from ``beta0`` (default
-    :func:`least_squares` on the rows as given) until the matching repeats.
+    assignment, within blocks of ``block_size`` rows if > 0: :func:`assign_residuals`),
+    ``beta = least squares on that matching``, from ``beta0`` (default :func:`least_squares` on
+    the rows as given) until the matching repeats.
 
     Returns:
       ``(beta [d1 + d2 + 1, p], matching [n], iterations)``. Needs ``n <= m``.
@@ -80,7 +99,7 @@ def alt_min(x_paired, x_unpaired, y, *, max_iters: int = 50, beta0=None) -> tupl
     beta = least_squares(x_paired, x_unpaired, y) if beta0 is None else np.asarray(beta0, np.float64)
     matching, it = None, 0
     for it in range(1, max_iters + 1):
-        new = assign(residual_cost_matrix(beta, x_paired, x_unpaired, y))
+        new = assign_residuals(beta, x_paired, x_unpaired, y, block_size=block_size)
         if matching is not None and np.array_equal(new, matching):
             break
         matching = new

@@ -68,6 +68,8 @@ TINY["robot_linear"] = ROBOT_TINY + ["data.n=60"]
 TINY["robot_mlp"] = ROBOT_TINY + ["data.n=60", "trainer.pretrain_steps=1"]
 TINY["robot_scale"] = ROBOT_TINY + ["data.n=400", "data.block_size=100", "trainer.block_size=100",
                                     "trainer.blocks_per_step=2"]
+TINY["robot_cytometry"] = ROBOT_TINY + ["data.n=400", "data.well_size=100", "trainer.block_size=100",
+                                        "trainer.blocks_per_step=2"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -122,6 +124,7 @@ SLOW_RUNS = {
     "soft_knn_digits",  # tests/train/test_soft_knn.py (a short run through run_config, the soft vote's gradients)
     "soft_beam_seq",  # tests/train/test_soft_beam.py runs it through the same config path
     "robot_linear", "robot_mlp", "robot_scale",  # tests/train/test_robot.py: runs, baselines, MLP, blocks
+    "robot_cytometry",  # tests/train/test_robot.py: wells, their baselines, events from a file
 }
 
 
