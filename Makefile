@@ -91,6 +91,7 @@ knn-table: $(VENV)/.installed-run
 robot-tables: $(VENV)/.installed-run
 	$(PY) scripts/robot_table.py --study protocol
 	$(PY) scripts/robot_table.py --study shuffled
+	$(PY) scripts/robot_table.py --study wells
 	$(PY) scripts/robot_tracking.py
 
 clean:

@@ -58,3 +58,34 @@ def test_other_methods_take_a_finite_step(tmp_path, overrides):
 def test_bad_settings_raise(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
         run_config(compose_config([*SMALL, *overrides]), str(tmp_path))
+
+
+CYTOMETRY_LOOP = ["experiment=robot_cytometry", "data.well_size=25", "trainer.blocks_per_step=10", "loop.steps=40",
+                  "loop.log_every=20", "loop.eval_every=0", "loop.checkpoint_every=0", "loop.progress=false"]
+CYTOMETRY = [*CYTOMETRY_LOOP, "data.n=500", "data.n_val=200"]
+
+
+def test_cytometry_run_improves_on_least_squares_with_baselines_within_wells(tmp_path):
+    metrics = run_config(compose_config(CYTOMETRY), str(tmp_path))
+    assert metrics["oracle_val_error"] < metrics["val_error"] < metrics["least_squares_val_error"], metrics
+    # AltMin assigns within wells (its matching stays inside them); stochastic EM is not run with blocks
+    assert 0 <= metrics["alt_min_matching_accuracy"] <= 1 and "stochastic_em_val_error" not in metrics
+    assert metrics["oracle_matching_accuracy"] > 0.9
+
+
+def test_cytometry_from_an_events_file(tmp_path):
+    from ot_jax.data.cytometry import simulate_cytometry
+    from ot_jax.data.fcs import write_fcs
+
+    sim = simulate_cytometry(jax.random.PRNGKey(0), 500, well_size=50, n_val=10, n_targets=2)
+    x = np.asarray(sim.x_unpaired)[np.asarray(sim.match)]
+    names = ["FL1-A", "FL2-A", "FL3-A", "FL4-A", "FL5-A", "B-FL1-A", "B-FL2-A"]
+    path = tmp_path / "cells.fcs"
+    write_fcs(path, np.concatenate([x, np.asarray(sim.y)], 1) * 1e4, names)
+    cfg = compose_config([*CYTOMETRY_LOOP, "data=cytometry_file", f"data.path={path}",
+                          "data.inputs=[FL1-A,FL2-A,FL3-A,FL4-A,FL5-A]", "data.targets=[B-FL1-A,B-FL2-A]",
+                          "data.n_val=200", "data.well_size=100", "data.unit=10000", "trainer.blocks_per_step=2",
+                          "trainer.baselines=false"])
+    trainer = build_trainer(cfg, str(tmp_path / "run"))  # the training step itself: the test above
+    out = trainer.evaluate(trainer.init(jax.random.PRNGKey(0)), None)
+    assert np.isfinite(out["val_error"]) and 0 <= out["matching_accuracy"] <= 1
