@@ -210,8 +210,9 @@ def scale(args, base):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", choices=["protocol", "shuffled", "wells", "scale"], required=True)
-    parser.add_argument("--experiment", default="robot_linear", help="robot_linear | robot_mlp (protocol study); robot_cytometry (wells study)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0..9 (protocol), 0..2 (shuffled)")
+    parser.add_argument("--experiment", default="robot_linear",
+                        help="robot_linear | robot_mlp (protocol study); --study wells / scale set their own")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0..9 (protocol), 0 (scale), 0..2 (shuffled, wells)")
     parser.add_argument("--steps", type=int, default=None, help="loop.steps (default: the experiment's)")
     parser.add_argument("--n", type=int, default=200, help="--study shuffled: rows per data set")
     parser.add_argument("--out", default=None)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["design", "least_squares", "predict", "residual_cost_matrix", "assign", "assign_residuals", "alt_min", "stochastic_em"]
+__all__ = ["design", "least_squares", "predict", "residual_cost_matrix", "assign", "assign_residuals", "alt_min",
+           "stochastic_em"]
 
 
 def design(x_paired, x_unpaired, matching=None) -> np.ndarray:
