@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ot_jax.data.fcs import load_events
-from ot_jax.data.unpaired import Unpaired, shuffled_source
+from ot_jax.data.unpaired import Unpaired, partners, shuffled_source
 
 __all__ = ["simulate_cytometry", "cytometry_from_events", "cytometry_file", "DYNAMIC_RANGE"]
 
@@ -131,7 +131,7 @@ def simulate_cytometry(key: jax.Array, n: int, *, n_channels: int = 5, n_targets
     beta = jnp.linalg.solve(mix_a, mix_b)
     beta = jnp.concatenate([beta, ((auto_b - auto_a @ beta) / unit)[None]])
     source = shuffled_source(ks, kp, n, shuffled=shuffled, block_size=well_size)
-    match = jnp.zeros(n, jnp.int32).at[source].set(jnp.arange(n, dtype=jnp.int32))
+    match = partners(source)
     return Unpaired(jnp.zeros((n, 0), x.dtype), x[:n][source], y[:n], match, x[n:], y[n:], beta)
 
 
@@ -186,7 +186,7 @@ def cytometry_from_events(key: jax.Array, events, names: Sequence[str], *, input
     y = table[:, [names.index(c) for c in targets]]
     x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:n_val + n], y[n_val:n_val + n]
     source = shuffled_source(ks, kp, n, shuffled=shuffled, block_size=well_size)
-    match = jnp.zeros(n, jnp.int32).at[source].set(jnp.arange(n, dtype=jnp.int32))
+    match = partners(source)
     return Unpaired(jnp.zeros((n, 0), x.dtype), x[source], y, match, x_val, y_val, jnp.zeros((0, y.shape[1]), x.dtype))
 
 

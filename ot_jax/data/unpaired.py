@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Unpaired", "shuffled_regression", "shuffled_source", "X_LAWS", "TEACHERS"]
+__all__ = ["Unpaired", "shuffled_regression", "shuffled_source", "partners", "X_LAWS", "TEACHERS"]
 
 X_LAWS = ("normal", "uniform", "mix_normal")
 TEACHERS = ("linear", "mlp")
@@ -90,6 +90,13 @@ def shuffled_source(key_choose: jax.Array, key_permute: jax.Array, n: int, *, sh
     blocks = n // size
     source = jax.vmap(shuffle_block)(jax.random.split(key_choose, blocks), jax.random.split(key_permute, blocks))
     return (source + size * jnp.arange(blocks)[:, None]).reshape(n)
+
+
+def partners(source: jax.Array) -> jax.Array:
+    """``[n]`` int32 ``match`` of a row order ``source`` (:func:`shuffled_source`): sample ``i``
+    sits in row ``match[i]`` of the shuffled block, ``match[source[j]] == j``."""
+    n = source.shape[0]
+    return jnp.zeros(n, jnp.int32).at[source].set(jnp.arange(n, dtype=jnp.int32))
 
 
 def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired: int = 5, n_outputs: int = 1,
@@ -168,7 +175,7 @@ def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired
 
     source = shuffled_source(ks, kp, n, shuffled=shuffled, block_size=block_size)
     x_unpaired = x[source, d_paired:]  # row j holds the features of sample source[j]
-    match = jnp.zeros(n, jnp.int32).at[source].set(jnp.arange(n, dtype=jnp.int32))
+    match = partners(source)
     x_paired = x[:, :d_paired]
     if r:
         ky, kxo, kyo = jax.random.split(ko, 3)
