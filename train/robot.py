@@ -13,7 +13,7 @@ Methods (``method``):
 * ``"robot"``: descend on ``<C(theta), S*(theta)>`` with ``S*`` the entropic plan
   (:func:`ot_jax.losses.robot.robot_loss`; ``grad_mode="implicit"`` the hypergradient,
   ``"unroll"`` through the iterations, ``"stop_gradient"`` the plan held fixed), warm-started
-  from the previous step's potentials; ``mass < 1`` for inexact correspondence (partial transport).
+  from the previous step's potentials (with blocks, each block from its own last solve); ``mass < 1`` for inexact correspondence (partial transport).
 * ``"alt_min"``: alternating minimisation with gradient steps: each step assigns by the exact
   assignment of the current cost (:func:`ot_jax.assignment`, no gradient) and takes one
   optimiser step on the squared error of the assigned pairs.
@@ -66,7 +66,8 @@ class RobotState(NamedTuple):
 
     params: Any  # nnx.State of the model's nnx.Param
     opt: Any  # optax state
-    potentials: Any  # (f [n], g [m]) of the last full-set solve (warm start), or () with blocks
+    potentials: Any  # warm start: (f [n], g [m]) of the last solve, or with blocks (f, g) [n_blocks, block_size]
+    # each block's last solve (one more entry per vector with partial transport's dummy points)
     step: Any  # int32 steps taken (the first pretrain_steps fit the rows as given)
 
 
@@ -177,7 +178,10 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
     def init_state(key) -> RobotState:
         params = make_params(key)
         extra = int(mass is not None)  # the dummy points of partial transport
-        pots = () if block_size else (jnp.zeros(n + extra, dtype), jnp.zeros(m + extra, dtype))
+        if block_size:
+            pots = (jnp.zeros((n // block_size, block_size + extra), dtype),) * 2
+        else:
+            pots = (jnp.zeros(n + extra, dtype), jnp.zeros(m + extra, dtype))
         return RobotState(params, optimizer.init(params), pots, jnp.zeros((), jnp.int32))
 
     def block_loss(params, rows, pots):
@@ -187,16 +191,19 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
             perm = recovered_matching(cost)
             resid = y[rows] - net(jnp.concatenate([x1[rows], x2[rows][perm]], 1))
             return jnp.mean(jnp.sum(resid ** 2, -1)), (pots, jnp.zeros((), jnp.int32))
-        value, res = robot_loss(cost, init=pots or None, **solve_kw)
-        return value, ((res.f, res.g) if pots else pots, res.n_iters.astype(jnp.int32))
+        value, res = robot_loss(cost, init=pots, **solve_kw)
+        return value, ((res.f, res.g), res.n_iters.astype(jnp.int32))
 
     def loss_fn(params, pots, key):
         if not block_size:
             return block_loss(params, jnp.arange(n), pots)
         chosen = jax.random.choice(key, n // block_size, (blocks_per_step,), replace=False)
         rows = chosen[:, None] * block_size + jnp.arange(block_size)[None]
-        values, (_, iters) = jax.vmap(lambda r: block_loss(params, r, ()))(rows)
-        return jnp.mean(values), ((), jnp.max(iters).astype(jnp.int32))
+        f, g = pots
+        values, ((f_new, g_new), iters) = jax.vmap(lambda r, fb, gb: block_loss(params, r, (fb, gb)))(
+            rows, f[chosen], g[chosen])
+        pots = (f.at[chosen].set(f_new), g.at[chosen].set(g_new))
+        return jnp.mean(values), (pots, jnp.max(iters).astype(jnp.int32))
 
     def pretrain_loss(params, pots, key):
         resid = y[: min(n, m)] - network(params)(jnp.concatenate([x1[: min(n, m)], x2[: min(n, m)]], 1))

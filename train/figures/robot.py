@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["training_curves", "error_against_shuffled"]
+__all__ = ["training_curves", "error_against_shuffled", "error_curves"]
 
 
 def training_curves(history: Sequence[dict], path: str, *, title: str = "") -> str:
@@ -35,18 +35,27 @@ def error_against_shuffled(curves: Mapping[str, tuple[Sequence[float], np.ndarra
                            ylabel: str = "validation 1 - R^2", title: str = "") -> str:
     """One line per method: ``name -> (shuffled shares, errors [seeds, len(shares)])``; the line is
     the median over seeds and the band the 25-75 % quantiles (log scale)."""
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for name, (shares, err) in curves.items():
-        err = np.atleast_2d(np.asarray(err, float))
-        line, = ax.plot(shares, np.median(err, 0), marker="o", label=name)
-        if err.shape[0] > 1:
-            lo, hi = np.quantile(err, [0.25, 0.75], axis=0)
-            ax.fill_between(shares, lo, hi, color=line.get_color(), alpha=0.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("share of rows shuffled")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    ax.set_title(title)
+    return error_curves({title: curves}, path, xlabel="share of rows shuffled", ylabel=ylabel)
+
+
+def error_curves(panels: Mapping[str, Mapping[str, tuple[Sequence[float], np.ndarray]]], path: str, *,
+                 xlabel: str, ylabel: str, xscale: str = "linear") -> str:
+    """One panel per ``title -> curves``, one line per method in each: ``name -> (x [k], errors
+    [seeds, k])``, the median over seeds with the 25-75 % quantiles as a band (log y)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), constrained_layout=True, squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for name, (x, err) in curves.items():
+            err = np.atleast_2d(np.asarray(err, float))
+            line, = ax.plot(x, np.median(err, 0), marker="o", label=name)
+            if err.shape[0] > 1:
+                lo, hi = np.quantile(err, [0.25, 0.75], axis=0)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_xscale(xscale)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+        ax.set_title(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
