@@ -273,9 +273,17 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
         return summary
 
     def figures(state: RobotState, history: list[dict], output_dir: str) -> list[str]:
-        from train.figures.robot import training_curves
+        from train.figures.robot import predictions, training_curves
 
-        return [training_curves(history, os.path.join(output_dir, "robot.png"), title=title)]
+        fits = {title: np.asarray(network(state.params)(jnp.asarray(ds.x_val, dtype)))}
+        if linear_truth and n == m:  # the affine references on the same rows
+            x1n, x2n, yn = np.asarray(x1), np.asarray(x2), np.asarray(y)
+            fits["least squares (rows as given)"] = regression.predict(regression.least_squares(x1n, x2n, yn), ds.x_val)
+            fits["oracle (true matching)"] = regression.predict(
+                regression.least_squares(x1n, x2n, yn, np.asarray(match)), ds.x_val)
+        return [training_curves(history, os.path.join(output_dir, "robot.png"), title=title),
+                predictions(fits, ds.y_val, os.path.join(output_dir, "predictions.png"),
+                            title="validation rows (true correspondence)")]
 
     return Trainer(init=jax.jit(init_state) if init == "random" else init_state, step=step, evaluate=evaluate,
                    report=report, figures=figures)

@@ -28,6 +28,7 @@ def test_short_run_beats_least_squares_and_reports_the_baselines(tmp_path):
     for key in ("alt_min", "stochastic_em"):
         assert np.isfinite(metrics[f"{key}_val_error"]) and 0 <= metrics[f"{key}_matching_accuracy"] <= 1
     assert (tmp_path / "robot.png").stat().st_size > 10_000
+    assert (tmp_path / "predictions.png").stat().st_size > 10_000  # ROBOT, least squares, oracle
 
 
 @pytest.mark.parametrize("overrides", [

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["training_curves", "error_against_shuffled", "error_curves"]
+__all__ = ["training_curves", "predictions", "error_against_shuffled", "error_curves"]
 
 
 def training_curves(history: Sequence[dict], path: str, *, title: str = "") -> str:
@@ -25,6 +25,35 @@ def training_curves(history: Sequence[dict], path: str, *, title: str = "") -> s
     right.semilogy([r["step"] for r in evals], [r["val_error"] for r in evals], marker="o")
     right.set_xlabel("step")
     right.set_ylabel("validation 1 - R^2")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def predictions(fits: Mapping[str, np.ndarray], measured: np.ndarray, path: str, *, channels: int = 3,
+                title: str = "") -> str:
+    """Predicted against measured responses on the validation rows: one column of panels per fit
+    (``name -> predictions [n_val, p]``), one row per response (the first ``channels``), the
+    diagonal dashed; log axes when every value is positive (cytometry readings)."""
+    measured = np.asarray(measured, float).reshape(len(measured), -1)
+    rows = min(channels, measured.shape[1])
+    fig, axes = plt.subplots(rows, len(fits), figsize=(3.2 * len(fits), 3.0 * rows), constrained_layout=True,
+                             squeeze=False)
+    for col, (name, pred) in enumerate(fits.items()):
+        pred = np.asarray(pred, float).reshape(measured.shape)
+        for j in range(rows):
+            ax = axes[j, col]
+            ax.scatter(measured[:, j], pred[:, j], s=2, alpha=0.4)
+            lo, hi = measured[:, j].min(), measured[:, j].max()
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            if np.all(measured[:, j] > 0) and np.all(pred[:, j] > 0):
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.set_xlabel(f"measured, response {j}")
+            ax.set_ylabel("predicted")
+            if j == 0:
+                ax.set_title(name, fontsize=9)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
