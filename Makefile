@@ -87,10 +87,13 @@ generator-sweeps: $(VENV)/.installed-run
 knn-table: $(VENV)/.installed-run
 	$(PY) scripts/soft_knn_table.py
 
-# ROBOT: the authors' protocol (10 seeds), the shuffled-share study and the tracking toy.
+# ROBOT: the authors' protocol (10 seeds), the shuffled-share, grid, nonlinear and cytometry
+# studies, and the tracking toy (the scale study, --study scale, is left to run on its own).
 robot-tables: $(VENV)/.installed-run
-	$(PY) scripts/robot_table.py --study protocol
-	$(PY) scripts/robot_table.py --study shuffled
+	$(PY) scripts/robot_table.py --study protocol --steps 300
+	$(PY) scripts/robot_table.py --study shuffled --steps 300
+	$(PY) scripts/robot_table.py --study grid --steps 300
+	$(PY) scripts/robot_table.py --study protocol --experiment robot_mlp --seeds 0 1 2
 	$(PY) scripts/robot_table.py --study wells
 	$(PY) scripts/robot_tracking.py
 

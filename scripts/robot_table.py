@@ -51,6 +51,7 @@ TRAINED = {  # directory name: (label, overrides)
                                                                         "trainer.baselines=false"]),
     "alt_min_steps": ("AltMin, gradient steps", ["trainer.method=alt_min", "trainer.baselines=false"]),
 }
+TRAINED_LABELS = [label for label, _ in TRAINED.values()]
 BASELINES = {  # metrics prefix in the ROBOT run's report: label
     "least_squares": "least squares (rows as given)",
     "oracle": "oracle (least squares, true matching)",
@@ -76,9 +77,29 @@ def compose(overrides):
         GlobalHydra.instance().clear()
 
 
-def run_methods(base, seeds, out, methods=None):
+def finished_run(cfg, run_dir):
+    """The metrics of a finished run of ``cfg`` in ``run_dir``, or None (absent, or another
+    configuration: data size, features, steps, seed, method or solver differ)."""
+    import json
+
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        m = json.load(fh)
+    want = {"seed": cfg.seed, "method": cfg.trainer.method, "grad_mode": cfg.trainer.grad_mode,
+            "epsilon": cfg.trainer.epsilon, "n": cfg.data.n, "d_paired": cfg.data.d_paired,
+            "d_unpaired": cfg.data.d_unpaired, "steps": cfg.loop.steps}
+    if cfg.trainer.method != "robot":  # the plan's gradient mode is ROBOT's alone
+        del want["grad_mode"]
+    return m if all(m.get(k) == v for k, v in want.items()) else None
+
+
+def run_methods(base, seeds, out, methods=None, reuse=False):
     """``{method label: {metric: [per seed]}}`` over the trained methods (``methods``: names of
-    ``TRAINED``, default all) and the report's baselines."""
+    ``TRAINED``, default all) and the report's baselines. ``reuse``: read the metrics of a run
+    already finished in its directory with the same configuration instead of training again
+    (its seconds are then compile + training time, without the baselines)."""
     from train.runner import run_config
 
     results = {}
@@ -86,14 +107,21 @@ def run_methods(base, seeds, out, methods=None):
         if methods is not None and name not in methods:
             continue
         for seed in seeds:
+            cfg, run_dir = compose([*base, *overrides, f"seed={seed}"]), os.path.join(out, name, f"seed={seed}")
             t0 = time.perf_counter()
-            m = run_config(compose([*base, *overrides, f"seed={seed}"]), os.path.join(out, name, f"seed={seed}"))
-            wall = time.perf_counter() - t0
+            m = finished_run(cfg, run_dir) if reuse else None
+            reused = m is not None
+            if not reused:
+                m = run_config(cfg, run_dir)
+                wall = time.perf_counter() - t0
+            else:
+                wall = m["compile_seconds"] + m["train_seconds"]
             row = results.setdefault(label, {})
             for key in ("val_error", "beta_error", "matching_accuracy"):
                 row.setdefault(key, []).append(m.get(key, np.nan))
             row.setdefault("seconds", []).append(wall)
-            print(f"{name} seed {seed}: 1-R^2 {m['val_error']:.4g}, {wall:.1f} s", flush=True)
+            row.setdefault("train_seconds", []).append(m["train_seconds"])
+            print(f"{name} seed {seed}: 1-R^2 {m['val_error']:.4g}, {wall:.1f} s" + (" (reused)" * reused), flush=True)
             if name == "robot" and "oracle_val_error" in m:
                 for prefix, blabel in BASELINES.items():
                     if f"{prefix}_val_error" not in m:  # stochastic EM: not run with blocks
@@ -178,20 +206,25 @@ def grid(args, base):
     for d, n, snr in cells:
         results[d, n, snr] = run_methods([*base, *grid_overrides(d, n, snr)], args.seeds,
                                          os.path.join(args.out, f"d={d},n={n},snr={snr:g}"),
-                                         methods=("robot", "alt_min_steps"))
+                                         methods=("robot", "alt_min_steps"), reuse=args.reuse)
     labels = list(results[cells[0]])
 
     def table(columns, header):
-        rows = [[lab, *[f"{np.median(results[c][lab]['beta_error']):.3g} / "
-                        f"{np.median(results[c][lab]['matching_accuracy']):.2f}" for c in columns]] for lab in labels]
+        def cell(c, lab):
+            r = results[c].get(lab)
+            if r is None:
+                return "—"
+            return f"{np.median(r['beta_error']):.3g} / {np.median(r['matching_accuracy']):.2f}"
+
+        rows = [[lab, *[cell(c, lab) for c in columns]] for lab in labels]
         return "\n".join(["| method | " + " | ".join(header(c) for c in columns) + " |", "|" + "---|" * (len(columns) + 1)]
                          + ["| " + " | ".join(row) + " |" for row in rows])
 
     by_n = table([(d, n, 100.0) for d in GRID_D for n in GRID_N], lambda c: f"d = {c[0]}, n = {c[1]}")
     by_snr = table([(d, 1000, s) for d in GRID_D for s in GRID_SNR], lambda c: f"d = {c[0]}, SNR {c[2]:g}")
-    seconds = [[lab, *[f"{np.mean(results[d, n, 100.0][lab]['seconds']):.1f}" for d in GRID_D for n in GRID_N]]
-               for lab in labels]
-    time_table = "\n".join(["| s / run | " + " | ".join(f"d = {d}, n = {n}" for d in GRID_D for n in GRID_N) + " |",
+    seconds = [[lab, *[f"{np.mean(results[d, n, 100.0][lab]['train_seconds']):.1f}" for d in GRID_D for n in GRID_N]]
+               for lab in TRAINED_LABELS if lab in labels]
+    time_table = "\n".join(["| training s / run | " + " | ".join(f"d = {d}, n = {n}" for d in GRID_D for n in GRID_N) + " |",
                             "|" + "---|" * (len(GRID_D) * len(GRID_N) + 1)] + ["| " + " | ".join(r) + " |" for r in seconds])
     if not args.no_write:
         panels = {f"d = {d} ({2 * d // 5} paired), n = 1000": {
@@ -280,6 +313,8 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=200, help="--study shuffled: rows per data set")
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    parser.add_argument("--reuse", action="store_true",
+                        help="--study grid: read runs already finished under --out with the same configuration")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (after --)")
     args = parser.parse_args(argv)
     global EXPERIMENT
