@@ -16,7 +16,8 @@ Four studies, each over seeds, every method on the same data set per seed:
 The runs go under ``--out`` (default ``outputs/robot_<study>``), one ``<method>/...`` run
 directory each. Usage: ``python scripts/robot_table.py --study protocol [--seeds 0 ... 9]
 [--steps N] [--no-write] [-- extra hydra overrides]``; ``--study protocol --experiment robot_mlp``
-runs the nonlinear experiment (block ``robot-mlp``; no closed-form baselines).
+runs the nonlinear experiment (block ``robot-mlp``; no closed-form baselines: instead the same
+network fitted to the rows as given only, and fitted on the true pairs, the oracle).
 
 * ``--study grid``: d in {5, 20} (2/5 of the features paired) x n in {100, 1000, 10000} at SNR
   100, and d x SNR in {10, 100, 1000} at n = 1000, half of the rows shuffled; the coefficient
@@ -52,6 +53,18 @@ TRAINED = {  # directory name: (label, overrides)
     "alt_min_steps": ("AltMin, gradient steps", ["trainer.method=alt_min", "trainer.baselines=false"]),
 }
 TRAINED_LABELS = [label for label, _ in TRAINED.values()]
+
+
+def nonlinear_references(cfg):
+    """Reference runs for a model without closed-form baselines (``trainer.baselines=false``): the
+    same network fitted only to the rows as given (its ``pretrain_steps``), and fitted on the true
+    pairs for as many steps as ROBOT takes (the oracle: the same data with no row shuffled)."""
+    p, steps = cfg.trainer.pretrain_steps, cfg.loop.steps
+    return {
+        "rows_as_given": (f"fit to the rows as given ({p} steps)", [f"loop.steps={p}", f"trainer.pretrain_steps={p}"]),
+        "oracle_fit": (f"oracle (the same fit on the true pairs, {steps} steps)",
+                       ["data.shuffled=0", f"trainer.pretrain_steps={steps}"]),
+    }
 BASELINES = {  # metrics prefix in the ROBOT run's report: label
     "least_squares": "least squares (rows as given)",
     "oracle": "oracle (least squares, true matching)",
@@ -89,21 +102,22 @@ def finished_run(cfg, run_dir):
         m = json.load(fh)
     want = {"seed": cfg.seed, "method": cfg.trainer.method, "grad_mode": cfg.trainer.grad_mode,
             "epsilon": cfg.trainer.epsilon, "n": cfg.data.n, "d_paired": cfg.data.d_paired,
-            "d_unpaired": cfg.data.d_unpaired, "steps": cfg.loop.steps}
+            "d_unpaired": cfg.data.d_unpaired, "steps": cfg.loop.steps,
+            "pretrain_steps": cfg.trainer.pretrain_steps}
     if cfg.trainer.method != "robot":  # the plan's gradient mode is ROBOT's alone
         del want["grad_mode"]
     return m if all(m.get(k) == v for k, v in want.items()) else None
 
 
-def run_methods(base, seeds, out, methods=None, reuse=False):
+def run_methods(base, seeds, out, methods=None, reuse=False, trained=TRAINED):
     """``{method label: {metric: [per seed]}}`` over the trained methods (``methods``: names of
-    ``TRAINED``, default all) and the report's baselines. ``reuse``: read the metrics of a run
+    ``trained``, default all) and the report's baselines. ``reuse``: read the metrics of a run
     already finished in its directory with the same configuration instead of training again
     (its seconds are then compile + training time, without the baselines)."""
     from train.runner import run_config
 
     results = {}
-    for name, (label, overrides) in TRAINED.items():
+    for name, (label, overrides) in trained.items():
         if methods is not None and name not in methods:
             continue
         for seed in seeds:
@@ -140,19 +154,20 @@ def fmt(values, digits=3):
 
 
 def protocol(args, base):
-    results = run_methods(base, args.seeds, args.out)
     cfg = compose(base)
+    trained = TRAINED if cfg.trainer.baselines else {**TRAINED, **nonlinear_references(cfg)}
+    results = run_methods(base, args.seeds, args.out, reuse=args.reuse, trained=trained)
     headers = ["method", "1 − R² (validation)", "‖β̂ − β‖/‖β‖", "matching recovered", "s / run"]
     rows = [[label, fmt(r["val_error"]), fmt(r["beta_error"]), fmt(r["matching_accuracy"], 2),
              f"{np.mean(r['seconds']):.1f}"] for label, r in results.items()]
     table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
                       + ["| " + " | ".join(row) + " |" for row in rows])
     d = cfg.data
-    start = (f"after {cfg.trainer.pretrain_steps} steps fitting the rows as given" if cfg.trainer.pretrain_steps
-             else "from least squares")
+    start = (f", the first {cfg.trainer.pretrain_steps} fitting the rows as given" if cfg.trainer.pretrain_steps
+             else " from least squares")
     note = (f"`experiment={EXPERIMENT}`: {d.teacher} teacher, n = {d.n}, d = {d.d_paired} paired + {d.d_unpaired} "
             f"shuffled features, {100 * d.shuffled:.0f} % of the rows shuffled, SNR {d.snr:g}; ROBOT: "
-            f"ε = {cfg.trainer.epsilon:g} × mean cost, {cfg.loop.steps} Adam steps (lr {cfg.optimizer.learning_rate:g}) "
+            f"ε = {cfg.trainer.epsilon:g} × mean cost, {cfg.loop.steps} Adam steps (lr {cfg.optimizer.learning_rate:g})"
             f"{start}. Median (mean ± "
             f"std) over seeds {args.seeds}; 'matching recovered' is the share of responses whose exact assignment "
             f"under the fitted model is their true partner. `{command_line()}` at {git_revision()} on {cpu_model()}.")
@@ -314,7 +329,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--reuse", action="store_true",
-                        help="--study grid: read runs already finished under --out with the same configuration")
+                        help="--study grid, protocol: read runs already finished under --out with the same configuration")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (after --)")
     args = parser.parse_args(argv)
     global EXPERIMENT

@@ -261,7 +261,7 @@ def build(*, data: Callable[..., Unpaired], model: Callable, optimizer: optax.Gr
     def report(state: RobotState, history: list[dict]) -> dict:
         final = evaluate(state, None)
         summary = {"method": method, "grad_mode": grad_mode if method == "robot" else None, "epsilon": epsilon,
-                   "mass": mass, "n": n, "d_paired": d1, "d_unpaired": d2, **final,
+                   "mass": mass, "pretrain_steps": pretrain_steps, "n": n, "d_paired": d1, "d_unpaired": d2, **final,
                    "final_loss": history[-1].get("loss") if history else None}
         rows = [[title, final]]
         if baselines and n == m:
