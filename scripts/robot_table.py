@@ -178,20 +178,27 @@ def shuffled(args, base):
     from train.figures.robot import error_against_shuffled
 
     shares = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    per_share = [run_methods([*base, f"data.n={args.n}", f"data.n_val={args.n}", f"data.shuffled={s}"], args.seeds,
-                             os.path.join(args.out, f"shuffled={s}")) for s in shares]
+    sized = [*base, f"data.n={args.n}", f"data.n_val={args.n}"]
+    cfg = compose(sized)
+    trained = TRAINED if cfg.trainer.baselines else {**TRAINED, **nonlinear_references(cfg)}
+    per_share = [run_methods([*sized, f"data.shuffled={s}"], args.seeds, os.path.join(args.out, f"shuffled={s}"),
+                             reuse=args.reuse, trained=trained) for s in shares]
     labels = list(per_share[0])
     curves = {lab: (shares, np.asarray([r[lab]["val_error"] for r in per_share]).T) for lab in labels}
-    os.makedirs(os.path.dirname(FIGURE), exist_ok=True)
+    figure = FIGURE if cfg.data.teacher == "linear" else FIGURE.replace("robot_error", f"robot_{cfg.data.teacher}_error")
+    os.makedirs(os.path.dirname(figure), exist_ok=True)
     if not args.no_write:
-        error_against_shuffled(curves, FIGURE, title=f"linear, n = {args.n}, d = 2 paired + 3 shuffled, SNR 100")
+        error_against_shuffled(curves, figure, title=f"{cfg.data.teacher} teacher, n = {args.n}, "
+                                                     f"d = {cfg.data.d_paired} paired + {cfg.data.d_unpaired} shuffled, "
+                                                     f"SNR {cfg.data.snr:g}")
     headers = ["method", *[f"{100 * s:.0f} %" for s in shares]]
     rows = [[lab, *[f"{np.median(r[lab]['val_error']):.3g}" for r in per_share]] for lab in labels]
     table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
                       + ["| " + " | ".join(row) + " |" for row in rows])
-    note = (f"Validation 1 − R², median over seeds {args.seeds}, against the share of rows shuffled; n = {args.n}. "
-            f"`{command_line()}` at {git_revision()} on {cpu_model()}.")
-    return table + "\n\n" + note + "\n\n![error against shuffled share](figures/robot_error_vs_shuffled.png)"
+    note = (f"`experiment={EXPERIMENT}`: validation 1 − R², median over seeds {args.seeds}, against the share of "
+            f"rows shuffled; n = {args.n}, {cfg.loop.steps} Adam steps. `{command_line()}` at {git_revision()} on "
+            f"{cpu_model()}.")
+    return table + "\n\n" + note + f"\n\n![error against shuffled share](figures/{os.path.basename(figure)})"
 
 
 GRID_D = (5, 20)  # --study grid: features, 2/5 of them paired with y
@@ -322,14 +329,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", choices=["protocol", "shuffled", "grid", "wells", "scale"], required=True)
     parser.add_argument("--experiment", default="robot_linear",
-                        help="robot_linear | robot_mlp (protocol study); --study wells / scale set their own")
+                        help="robot_linear | robot_mlp (protocol and shuffled studies); --study wells / scale set their own")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0..9 (protocol), 0 (scale), 0..2 (shuffled, grid, wells)")
     parser.add_argument("--steps", type=int, default=None, help="loop.steps (default: the experiment's)")
     parser.add_argument("--n", type=int, default=200, help="--study shuffled: rows per data set")
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--reuse", action="store_true",
-                        help="--study grid, protocol: read runs already finished under --out with the same configuration")
+                        help="--study grid, protocol, shuffled: read runs already finished under --out with the same configuration")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (after --)")
     args = parser.parse_args(argv)
     global EXPERIMENT
@@ -345,8 +352,9 @@ def main(argv=None):
     text = {"protocol": protocol, "shuffled": shuffled, "grid": grid, "wells": wells, "scale": scale}[args.study](args, base)
     print(text)
     if not args.no_write:
-        block = {"robot_mlp": "robot-mlp", "robot_cytometry": "robot-cytometry",
-                 "robot_scale": "robot-scale"}.get(args.experiment, f"robot-{args.study}")
+        block = {("robot_mlp", "protocol"): "robot-mlp", ("robot_mlp", "shuffled"): "robot-mlp-shuffled",
+                 ("robot_cytometry", "wells"): "robot-cytometry",
+                 ("robot_scale", "scale"): "robot-scale"}.get((args.experiment, args.study), f"robot-{args.study}")
         write_section(block, text, DOC)
 
 

@@ -35,19 +35,21 @@ def predictions(fits: Mapping[str, np.ndarray], measured: np.ndarray, path: str,
                 title: str = "") -> str:
     """Predicted against measured responses on the validation rows: one column of panels per fit
     (``name -> predictions [n_val, p]``), one row per response (the first ``channels``), the
-    diagonal dashed; log axes when every value is positive (cytometry readings)."""
+    diagonal dashed; the panels of a row share their axes, log when every value in the row is
+    positive (cytometry readings), else linear."""
     measured = np.asarray(measured, float).reshape(len(measured), -1)
+    preds = {name: np.asarray(pred, float).reshape(measured.shape) for name, pred in fits.items()}
     rows = min(channels, measured.shape[1])
     fig, axes = plt.subplots(rows, len(fits), figsize=(3.2 * len(fits), 3.0 * rows), constrained_layout=True,
-                             squeeze=False)
-    for col, (name, pred) in enumerate(fits.items()):
-        pred = np.asarray(pred, float).reshape(measured.shape)
-        for j in range(rows):
+                             squeeze=False, sharex="row", sharey="row")
+    for j in range(rows):
+        log = np.all(measured[:, j] > 0) and all(np.all(p[:, j] > 0) for p in preds.values())
+        lo, hi = measured[:, j].min(), measured[:, j].max()
+        for col, (name, pred) in enumerate(preds.items()):
             ax = axes[j, col]
             ax.scatter(measured[:, j], pred[:, j], s=2, alpha=0.4)
-            lo, hi = measured[:, j].min(), measured[:, j].max()
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            if np.all(measured[:, j] > 0) and np.all(pred[:, j] > 0):
+            if log:
                 ax.set_xscale("log")
                 ax.set_yscale("log")
             ax.set_xlabel(f"measured, response {j}")
