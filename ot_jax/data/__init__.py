@@ -12,6 +12,8 @@
 * :mod:`ot_jax.data.cytometry`: flow-cytometry calibration without correspondence
   (:func:`simulate_cytometry`, :func:`cytometry_file` for real events).
 * :mod:`ot_jax.data.fcs`: flow-cytometry event files (FCS and CSV: :func:`load_events`).
+* :mod:`ot_jax.data.domains`: domain adaptation toys, a labelled source and a shifted
+  target (:func:`rotated_moons`, :func:`shifted_gaussians`, the :class:`Domains` container).
 * :mod:`ot_jax.data.tracking`: objects moving on a spiral, observed as detections
   without identities (:func:`moving_objects`, the :class:`Tracks` container).
 
@@ -26,6 +28,7 @@ stays the module, so that dotted paths such as ``ot_jax.data.digits.digits``
 
 from ot_jax.data.cytometry import cytometry_file, cytometry_from_events, simulate_cytometry
 from ot_jax.data.digits import DIGIT_TRANSFORMS, array_sampler, digit_shape, load_digits
+from ot_jax.data.domains import Domains, rotated_moons, shifted_gaussians
 from ot_jax.data.fcs import load_events, read_events_csv, read_fcs, write_events_csv, write_fcs
 from ot_jax.data.idx import idx_sampler, load_idx_images, read_idx, write_idx
 from ot_jax.data.images import SAMPLE_IMAGES, sample_image
@@ -88,4 +91,8 @@ __all__ = [
     # tracking without identities
     "Tracks",
     "moving_objects",
+    # domain adaptation
+    "Domains",
+    "rotated_moons",
+    "shifted_gaussians",
 ]

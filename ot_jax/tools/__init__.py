@@ -3,12 +3,14 @@
 (``sorting``: :func:`soft_topk`, :func:`soft_sort`, :func:`soft_rank`, :func:`soft_quantile`), and the
 classical estimators of linear regression without correspondence (``regression``: least squares,
 AltMin, stochastic EM), the baselines of ROBOT (:mod:`ot_jax.losses.robot`), and tracking without
-identities (``tracking``: ROBOT's and AltMin's fits of the dynamics, the links and their scores)."""
+identities (``tracking``: ROBOT's and AltMin's fits of the dynamics, the links and their scores), and
+domain adaptation (``da``: OT transports of a labelled source onto a target, :class:`~ot_jax.tools.da.OTDA`;
+``jdot``: joint distribution OT)."""
 
-from ot_jax.tools import color, gaussian, regression, sorting, tracking
+from ot_jax.tools import color, da, gaussian, jdot, regression, sorting, tracking
 from ot_jax.tools.color import ColorTransferResult, color_transfer
 from ot_jax.tools.gaussian import gaussian_entropic_plan, gaussian_w2
 from ot_jax.tools.sorting import soft_quantile, soft_rank, soft_sort, soft_topk
 
-__all__ = ["color", "gaussian", "regression", "sorting", "tracking", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
+__all__ = ["color", "da", "jdot", "gaussian", "regression", "sorting", "tracking", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
            "soft_topk", "soft_sort", "soft_rank", "soft_quantile"]
