@@ -34,6 +34,17 @@ Methods (``method=``):
   as in Courty et al. 2017 and POT's ``sinkhorn_lpl1_mm``: ``outer_iters`` Sinkhorn problems on
   ``C + eta W``, ``W_ij = p (sum_{i': ys_i' = ys_i} P_i'j + 1e-3)^(p - 1)`` from the previous plan
   (``W = 0`` first). Needs ``ys``.
+* ``"l1l2"``: class-regularised entropic OT with the convex group lasso, ``min <C, P> + epsilon
+  sum P log P + eta sum_{j, c} ||P_{I_c, j}||_2`` (``I_c``: the source rows of class ``c``), by
+  generalised conditional gradient (Rakotomamonjy, Flamary & Courty 2015; POT's
+  ``sinkhorn_l1l2_gl``): from ``P = a b^T``, each of at most ``outer_iters`` steps solves Sinkhorn
+  on the linearised cost ``C + eta grad Omega(P)``, then moves ``P`` towards that plan by the
+  step in ``[0, 1]`` that minimises the whole objective (bisection on its derivative; POT uses an
+  Armijo search on the objective without the entropy), and stops when the objective changes by
+  less than ``tol`` relatively (at most ``outer_iters`` steps, default 100). The returned plan
+  is the last linearised Sinkhorn plan, which equals the iterate at the fixed point (the
+  minimiser: the objective is strictly convex).
+  Needs ``ys``.
 
 ``norm`` divides the cost by a scalar before the regularisation parameters apply (POT's
 ``norm``: ``"max"``, ``"mean"``, ``"median"``; the plan of ``C / s`` with ``epsilon`` is the plan of
@@ -72,9 +83,9 @@ from ot_jax.solvers.results import ExactResult, Status, raise_on_status
 from ot_jax.solvers.sinkhorn import sinkhorn
 
 __all__ = ["METHODS", "NORMS", "Transport", "fit_transport", "transform", "inverse_transform", "transform_labels",
-           "inverse_transform_labels", "class_penalty", "OTDA"]
+           "inverse_transform_labels", "lpl1_penalty", "group_lasso", "OTDA"]
 
-METHODS = ("emd", "sinkhorn", "ipot", "lpl1")
+METHODS = ("emd", "sinkhorn", "ipot", "lpl1", "l1l2")
 """The transport estimators of :func:`fit_transport`."""
 NORMS = (None, "max", "mean", "median")
 """Cost normalisations of :func:`fit_transport`."""
@@ -187,7 +198,7 @@ def _cost_scale(geom, norm, fn: str):
     return jax.lax.stop_gradient(jnp.where(s > 0, s, 1.0))
 
 
-def class_penalty(plan, ys, n_classes: int) -> jax.Array:
+def lpl1_penalty(plan, ys, n_classes: int) -> jax.Array:
     """The l_p-l_1 group penalty ``sum_{j, c} (sum_{i: ys_i = c} P_ij)^(1/2)`` of ``plan: [n, m]``."""
     masses = jax.nn.one_hot(ys, n_classes, dtype=plan.dtype).T @ plan  # [C, m]
     return jnp.sum(jnp.sqrt(masses))
@@ -214,9 +225,63 @@ def _lpl1(cost, a, b, onehot, epsilon, eta, *, outer_iters, tol, max_iters):
     return dataclasses.replace(out, status=status, converged=status == Status.CONVERGED)
 
 
+def group_lasso(plan, ys, n_classes: int) -> jax.Array:
+    """The group lasso ``sum_{j, c} ||P_{I_c, j}||_2`` of ``plan: [n, m]`` over the source classes ``ys``."""
+    onehot = jax.nn.one_hot(ys, n_classes, dtype=plan.dtype)
+    return jnp.sum(jnp.sqrt(onehot.T @ (plan * plan)))
+
+
+def _l1l2(cost, a, b, onehot, epsilon, eta, *, outer_iters, tol, max_iters, line_steps: int = 40):
+    """Generalised conditional gradient for the group-lasso class-regularised entropic OT (module doc)."""
+    def grad_penalty(plan):
+        norms = jnp.sqrt(onehot.T @ (plan * plan))  # [C, m]
+        return plan / jnp.maximum(onehot @ norms, 1e-12)
+
+    def objective(plan):
+        return (jnp.sum(cost * plan) + eta * jnp.sum(jnp.sqrt(onehot.T @ (plan * plan)))
+                + epsilon * jnp.sum(jnp.where(plan > 0, plan * jnp.log(plan), 0.0)))
+
+    def slope(plan, delta):  # d/dalpha of the objective at plan, along delta
+        return jnp.sum((cost + eta * grad_penalty(plan) + epsilon * (jnp.log(plan) + 1.0)) * delta)
+
+    def linearised(plan, init):
+        return sinkhorn(Geometry(cost + eta * grad_penalty(plan)), a, b, epsilon=epsilon, init=init, tol=tol,
+                        max_iters=max_iters, grad_mode="envelope")
+
+    def line_search(plan, delta):  # the objective is convex along the segment: bisect its slope on [0, 1]
+        def bisect(_, bounds):
+            lo, hi = bounds
+            mid = 0.5 * (lo + hi)
+            up = slope(plan + mid * delta, delta) > 0
+            return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
+        lo, hi = jax.lax.fori_loop(0, line_steps, bisect, (jnp.zeros((), cost.dtype), jnp.ones((), cost.dtype)))
+        return jnp.where(slope(plan + delta, delta) <= 0, 1.0, 0.5 * (lo + hi))
+
+    def cond(state):
+        return (state[4] < outer_iters) & ~state[5]
+
+    def body(state):
+        plan, value, f, g, it, _, bad = state
+        out = linearised(plan, (f, g))
+        delta = out.plan - plan
+        plan = plan + line_search(plan, delta) * delta
+        new = objective(plan)
+        done = jnp.abs(value - new) <= tol * jnp.abs(new)
+        return plan, new, out.f, out.g, it + 1, done, bad | ~out.converged
+
+    n, m = cost.shape
+    plan0 = a[:, None] * b[None, :]
+    state = (plan0, objective(plan0), jnp.zeros(n, cost.dtype), jnp.zeros(m, cost.dtype), jnp.zeros((), jnp.int32),
+             jnp.zeros((), bool), jnp.zeros((), bool))
+    plan, _, f, g, it, done, bad = jax.lax.while_loop(cond, body, state)
+    out = linearised(plan, (f, g))
+    status = jnp.where(out.converged & (bad | ~done), Status.MAX_ITERS, out.status).astype(out.status.dtype)
+    return dataclasses.replace(out, status=status, converged=status == Status.CONVERGED)
+
+
 def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=None, epsilon=1.0, eta=0.1,
                   beta=None, norm: str | None = None, cost_fn=None, limit_max: float = 10.0,
-                  n_classes: int | None = None, outer_iters: int = 10, tol: float | None = None,
+                  n_classes: int | None = None, outer_iters: int | None = None, tol: float | None = None,
                   max_iters: int | None = None, throw: bool = False) -> Transport:
     """Fit a transport plan from the source ``(xs, ys)`` to the target ``xt`` (see the module doc).
 
@@ -227,20 +292,24 @@ def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=No
       method: one of :data:`METHODS`.
       a: ``[n]`` source weights; b: ``[m]`` target weights (uniform if None).
       epsilon: entropic regularisation of ``"sinkhorn"`` and ``"lpl1"`` (> 0, normalised cost units).
-      eta: weight of the class penalty of ``"lpl1"`` (>= 0, normalised cost units).
+      eta: weight of the class penalty of ``"lpl1"`` and ``"l1l2"`` (>= 0, normalised cost units).
       beta: IPOT's proximal step (normalised cost units; default ``0.01 * max C``).
       norm: cost normalisation, one of :data:`NORMS` (``"median"`` materialises the cost).
       cost_fn: ground cost of two points (default squared Euclidean).
       limit_max: with ``yt``, labelled pairs of different classes cost ``>= limit_max * max C``.
       n_classes: number of classes (static; default ``max(ys) + 1``, required under ``jit``).
-      outer_iters: majorisation steps of ``"lpl1"`` (static, >= 1; POT's ``max_iter``).
+      outer_iters: majorisation steps of ``"lpl1"`` (default 10, POT's), the cap on
+        conditional-gradient steps of ``"l1l2"`` (default 100; it stops when the objective settles).
+        Static, >= 1.
       tol, max_iters: the solver's stopping rule (default: Sinkhorn ``tol = 1e-6``, 5000
-        iterations; IPOT its own defaults; EMD its pivot cap).
+        iterations; IPOT its own defaults; EMD its pivot cap); ``"l1l2"`` also stops its outer
+        steps at a relative change of the objective ``<= tol``.
       throw: raise when the solve did not converge (also inside ``jit``).
 
     Returns:
       :class:`Transport`; ``status`` is the solver's (``"lpl1"``: the last Sinkhorn problem's, or
-      ``MAX_ITERS`` when an earlier one stopped at its cap).
+      ``MAX_ITERS`` when an earlier one stopped at its cap; ``"l1l2"``: also ``MAX_ITERS`` when the
+      outer steps ran out before the objective settled).
     """
     fn = "fit_transport"
     if method not in METHODS:
@@ -252,8 +321,8 @@ def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=No
     xs, xt = xs.astype(dtype), xt.astype(dtype)
     n, m = xs.shape[0], xt.shape[0]
     if ys is None:
-        if method == "lpl1":
-            raise ValueError(f"{fn}: method 'lpl1' regularises by class: pass the source labels ys")
+        if method in ("lpl1", "l1l2"):
+            raise ValueError(f"{fn}: method {method!r} regularises by class: pass the source labels ys")
         if yt is not None:
             raise ValueError(f"{fn}: target labels yt need source labels ys")
         classes = 0
@@ -262,6 +331,8 @@ def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=No
         ys = _labels(ys, n, "ys", fn, classes, allow_missing=False)
     if yt is not None:
         yt = _labels(yt, m, "yt", fn, classes, allow_missing=True)
+    if outer_iters is None:
+        outer_iters = 100 if method == "l1l2" else 10
     if isinstance(outer_iters, bool) or not isinstance(outer_iters, (int, np.integer)) or outer_iters < 1:
         raise ValueError(f"{fn}: outer_iters must be an integer >= 1, got {outer_iters!r}")
     for name, value, low in (("epsilon", epsilon, 0.0), ("eta", eta, None), ("limit_max", limit_max, 0.0)):
@@ -275,7 +346,7 @@ def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=No
     geom = PointCloud(xs, xt, cost_fn)
     cost_fn = geom.cost_fn
     scale = _cost_scale(geom, norm, fn)
-    dense = method in ("emd", "lpl1") or yt is not None or norm == "median"
+    dense = method in ("emd", "lpl1", "l1l2") or yt is not None or norm == "median"
     if dense:
         cost = geom.cost_matrix
         if yt is not None:
@@ -295,7 +366,8 @@ def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=No
     else:
         a_ = jnp.full(n, 1.0 / n, dtype) if a is None else jnp.asarray(a, dtype)
         b_ = jnp.full(m, 1.0 / m, dtype) if b is None else jnp.asarray(b, dtype)
-        solution = _lpl1(geom.cost_matrix, a_, b_, jax.nn.one_hot(ys, classes, dtype=dtype), epsilon * scale,
+        solve = _lpl1 if method == "lpl1" else _l1l2
+        solution = solve(geom.cost_matrix, a_, b_, jax.nn.one_hot(ys, classes, dtype=dtype), epsilon * scale,
                          eta * scale, outer_iters=int(outer_iters), tol=1e-6 if tol is None else tol,
                          max_iters=5000 if max_iters is None else max_iters)
     if throw:

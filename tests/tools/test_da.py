@@ -66,7 +66,7 @@ def test_sinkhorn_nearest_out_of_sample_equals_pot_ferradans(problem):
         da.transform(da.fit_transport(xs, xt, ys), new_xs, out_of_sample="entropic")
 
 
-def test_lpl1_transport_equals_pot_and_lowers_the_class_penalty(problem):
+def test_lpl1_transport_equals_pot_and_lowers_the_lpl1_penalty(problem):
     xs, ys, xt, *_ = problem
     fitted = da.fit_transport(xs, xt, ys, method="lpl1", epsilon=0.05, eta=0.5, norm="max", tol=1e-10)
     assert bool(fitted.converged)
@@ -75,7 +75,7 @@ def test_lpl1_transport_equals_pot_and_lowers_the_class_penalty(problem):
     _compare(fitted, pot, problem, 1e-7)
     plain = da.fit_transport(xs, xt, ys, method="sinkhorn", epsilon=0.05, norm="max", tol=1e-10)
     # the class-regularised plan sends each target point mass from fewer classes
-    assert float(da.class_penalty(fitted.plan, fitted.ys, 3)) < 0.9 * float(da.class_penalty(plain.plan, plain.ys, 3))
+    assert float(da.lpl1_penalty(fitted.plan, fitted.ys, 3)) < 0.9 * float(da.lpl1_penalty(plain.plan, plain.ys, 3))
 
 
 def test_semi_supervised_cost_equals_pot(problem):
@@ -171,3 +171,28 @@ def test_transport_labels_beat_the_source_classifier_on_shifted_blobs():
     fitted = da.fit_transport(d.xs, d.xt, d.ys, method="emd")
     propagated = np.mean(np.argmax(np.asarray(da.transform_labels(fitted)), 1) == np.asarray(d.yt))
     assert source_only < 0.7 and propagated > 0.95
+
+
+def _group_lasso_objective(plan, cost, ys, epsilon, eta):
+    return np.sum(cost * plan) + epsilon * np.sum(plan * np.log(plan)) + eta * float(da.group_lasso(plan, ys, 3))
+
+
+def test_group_lasso_transport_reaches_at_least_pots_objective(problem):
+    xs, ys, xt, *_ = problem
+    fitted = da.fit_transport(xs, xt, ys, method="l1l2", epsilon=0.05, eta=0.5, norm="max", tol=1e-12,
+                              outer_iters=100)
+    assert bool(fitted.converged)
+    ours = np.asarray(fitted.plan)
+    np.testing.assert_allclose(ours.sum(1), 1 / 40, rtol=1e-9)
+    for max_iter in (10, 100):  # POT at its stopping point (its Armijo search leaves the entropy out)
+        pot = ot.da.SinkhornL1l2Transport(reg_e=0.05, reg_cl=0.5, norm="max", max_iter=max_iter,
+                                          max_inner_iter=100000, tol=1e-14).fit(Xs=xs, ys=ys, Xt=xt)
+        value = _group_lasso_objective(ours, pot.cost_, ys, 0.05, 0.5)
+        reference = _group_lasso_objective(pot.coupling_, pot.cost_, ys, 0.05, 0.5)
+        assert value <= reference + 1e-12
+        assert abs(value - reference) <= 1e-4 * abs(reference)
+    # more conditional-gradient steps never raise the objective
+    values = [_group_lasso_objective(np.asarray(da.fit_transport(xs, xt, ys, method="l1l2", epsilon=0.05, eta=0.5,
+                                                                  norm="max", tol=1e-12, outer_iters=k).plan),
+                                     pot.cost_, ys, 0.05, 0.5) for k in (2, 5, 20)]
+    assert values[0] >= values[1] >= values[2] >= value - 1e-12
