@@ -34,9 +34,9 @@ import numpy as np
 
 from ot_jax.data.images import sample_image
 
-__all__ = ["DIGIT_TRANSFORMS", "DIGIT_SPLITS", "SPLIT_SEED", "digit_shape", "load_digits", "digits", "array_sampler"]
+__all__ = ["DIGIT_TRANSFORMS", "DIGIT_SPLITS", "ROTATION_DEGREES", "SPLIT_SEED", "digit_shape", "load_digits", "digits", "array_sampler"]
 
-DIGIT_TRANSFORMS = ("none", "inverted", "colored", "textured")
+DIGIT_TRANSFORMS = ("none", "inverted", "colored", "textured", "rotated")
 """Names accepted by ``transform`` in :func:`load_digits` and :func:`digits`."""
 
 DIGIT_SPLITS = ("all", "train", "test")
@@ -47,7 +47,9 @@ SPLIT_SEED = 20190
 
 _TEST_FRACTION = 0.2
 
-_CHANNELS = {"none": 1, "inverted": 1, "colored": 3, "textured": 3}
+_CHANNELS = {"none": 1, "inverted": 1, "colored": 3, "textured": 3, "rotated": 1}
+ROTATION_DEGREES = 30.0
+"""Rotation of the ``"rotated"`` domain (counter-clockwise, about the image centre)."""
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
 _MIN_CONTRAST = 0.3  # |luma(fg) - luma(bg)| of the "colored" domain
 _TEXTURE_BLOCK = 4  # sample images are block-averaged 4x4 (-> 106 x 160) before cutting 8x8 patches
@@ -167,6 +169,10 @@ def _domain(transform: str, seed: int):
         img = x
     elif transform == "inverted":
         img = 1.0 - x
+    elif transform == "rotated":
+        from scipy.ndimage import rotate
+
+        img = rotate(x, ROTATION_DEGREES, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
     else:
         rng = np.random.default_rng([seed, DIGIT_TRANSFORMS.index(transform)])
         img = _colored(x, rng) if transform == "colored" else _textured(x, rng)
@@ -190,8 +196,10 @@ def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0,
     * ``"textured"``: RGB ``[N, 192]``, MNIST-M-like: a random 8x8 patch of one
       of the scikit-learn sample images (``china``/``flower`` block-averaged 4x4),
       blended as ``|patch - x|`` per channel.
+    * ``"rotated"``: grey ``[N, 64]``, every digit rotated by :data:`ROTATION_DEGREES`
+      counter-clockwise about the image centre (bilinear, zero outside).
 
-    Random choices depend only on ``seed`` (``"none"`` and ``"inverted"`` ignore
+    Random choices depend only on ``seed`` (``"none"``, ``"inverted"`` and ``"rotated"`` ignore
     it); results are cached, each call returns fresh writable arrays.
 
     ``split="train"`` / ``"test"`` keep the rows of a fixed 80/20 split (1438 / 359

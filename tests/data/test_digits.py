@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ot_jax.data
-from ot_jax.data.digits import DIGIT_TRANSFORMS, array_sampler, digit_shape, digits, load_digits
+from ot_jax.data.digits import DIGIT_TRANSFORMS, ROTATION_DEGREES, array_sampler, digit_shape, digits, load_digits
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -85,7 +85,7 @@ def test_errors():
     with pytest.raises(ValueError, match="'none', 'inverted', 'colored', 'textured'"):
         load_digits(transform="mnistm")
     with pytest.raises(ValueError, match="unknown transform"):
-        digit_shape("rotated")
+        digit_shape("sheared")
     with pytest.raises(ValueError, match="dtype"):
         load_digits(dtype=np.uint8)
     with pytest.raises(ValueError, match="seed"):
@@ -229,3 +229,21 @@ def test_split_errors():
         digits(jax.random.PRNGKey(0), 3, split="Test")
     with pytest.raises(ValueError, match="unknown split"):
         load_digits(split=None)
+
+
+def test_rotated_digits_turn_their_centre_of_mass_by_the_rotation():
+    x, _ = load_digits(transform="none", dtype=np.float64)
+    r, _ = load_digits(transform="rotated", dtype=np.float64)
+    assert r.shape == x.shape and 0.0 <= r.min() and r.max() <= 1.0
+    rows, cols = np.mgrid[0:8, 0:8] - 3.5
+
+    def centre(v):  # (right, up) from the image centre
+        v = v.reshape(-1, 8, 8)
+        m = v.sum((1, 2))
+        return np.stack([(v * cols).sum((1, 2)) / m, -(v * rows).sum((1, 2)) / m], 1)
+
+    a, b = centre(x), centre(r)
+    off = np.linalg.norm(a, axis=1) > 0.5  # digits whose mass is off-centre enough to show a direction
+    turn = np.degrees(np.arctan2(b[off, 1], b[off, 0]) - np.arctan2(a[off, 1], a[off, 0]))
+    turn = (turn + 180) % 360 - 180
+    assert abs(np.median(turn) - ROTATION_DEGREES) < 5  # counter-clockwise, by the documented angle
