@@ -107,7 +107,8 @@ class Transport:
       a: ``[n]`` source weights; b: ``[m]`` target weights.
       solution: the solver's result: :class:`~ot_jax.solvers.results.ExactResult` (``"emd"``) or
         :class:`~ot_jax.solvers.results.EntropicResult` (the others; the plan is kept as potentials).
-        Its ``cost`` is in the raw cost's units.
+        Its ``cost`` is in the raw cost's units; for ``"lpl1"`` and ``"l1l2"`` it is the last
+        Sinkhorn problem's, whose cost matrix includes the linearised class term.
       cost_scale: scalar the cost was divided by (``norm``; 1 without).
       method: (static) the estimator, one of :data:`METHODS`.
       n_classes: (static) number of classes of ``ys`` (0 without labels).

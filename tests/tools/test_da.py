@@ -196,3 +196,16 @@ def test_group_lasso_transport_reaches_at_least_pots_objective(problem):
                                                                   norm="max", tol=1e-12, outer_iters=k).plan),
                                      pot.cost_, ys, 0.05, 0.5) for k in (2, 5, 20)]
     assert values[0] >= values[1] >= values[2] >= value - 1e-12
+
+
+@pytest.mark.parametrize("method", ["emd", "sinkhorn"])
+def test_vmap_over_targets_equals_a_loop(method):
+    xs = jax.random.normal(jax.random.PRNGKey(0), (20, 2))
+    ys = (xs[:, 0] > 0).astype(int)
+    shifts = jnp.array([[0.0, 0.0], [1.0, 2.0], [-3.0, 1.0]])
+
+    def mapped(shift, **kw):
+        return da.transform(da.fit_transport(xs, xs + shift, ys, method=method, epsilon=0.01, **kw))
+
+    batched = jax.vmap(functools.partial(mapped, n_classes=2))(shifts)
+    np.testing.assert_allclose(batched, jnp.stack([mapped(s) for s in shifts]), atol=1e-10)
