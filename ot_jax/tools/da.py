@@ -205,6 +205,7 @@ def lpl1_penalty(plan, ys, n_classes: int) -> jax.Array:
     return jnp.sum(jnp.sqrt(masses))
 
 
+@functools.partial(jax.jit, static_argnames=("outer_iters", "tol", "max_iters"))
 def _lpl1(cost, a, b, onehot, epsilon, eta, *, outer_iters, tol, max_iters):
     """Majorisation-minimisation of the l_p-l_1 class-regularised entropic OT (see the module doc)."""
     def solve(w, init):
@@ -232,6 +233,7 @@ def group_lasso(plan, ys, n_classes: int) -> jax.Array:
     return jnp.sum(jnp.sqrt(onehot.T @ (plan * plan)))
 
 
+@functools.partial(jax.jit, static_argnames=("outer_iters", "tol", "max_iters", "line_steps"))
 def _l1l2(cost, a, b, onehot, epsilon, eta, *, outer_iters, tol, max_iters, line_steps: int = 40):
     """Generalised conditional gradient for the group-lasso class-regularised entropic OT (module doc)."""
     def grad_penalty(plan):
