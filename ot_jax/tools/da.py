@@ -53,6 +53,12 @@ Methods (``method=``):
 semi-supervised: a labelled source and target pair of different classes costs at least
 ``limit_max * max C`` (POT's ``limit_max``; always finite here, default 10).
 
+Derivatives: the mappings and labels of ``"sinkhorn"`` are differentiable in ``xs`` and ``xt``
+(implicit differentiation of the plan; the ``norm`` scale is held constant); those of ``"emd"``
+with the plan held constant (it is piecewise constant in the points, so this is the derivative
+almost everywhere); ``"ipot"``, ``"lpl1"`` and ``"l1l2"`` raise a ``ValueError`` when
+differentiated through their plan (wrap them in ``jax.lax.stop_gradient``).
+
 Everything is a pure function of arrays and works under ``jit`` (``method``, ``n_classes`` and
 the iteration counts static) and ``vmap``. :class:`OTDA` wraps the same functions in the
 ``fit`` / ``transform`` / ``transform_labels`` interface of scikit-learn and POT's ``ot.da``.

@@ -209,3 +209,22 @@ def test_vmap_over_targets_equals_a_loop(method):
 
     batched = jax.vmap(functools.partial(mapped, n_classes=2))(shifts)
     np.testing.assert_allclose(batched, jnp.stack([mapped(s) for s in shifts]), atol=1e-10)
+
+
+def test_mappings_are_differentiable_where_the_docs_say():
+    xs = jax.random.normal(jax.random.PRNGKey(0), (12, 2))
+    xt = jax.random.normal(jax.random.PRNGKey(1), (10, 2)) + 1.0
+    ys = (xs[:, 0] > 0).astype(int)
+    direction = jax.random.normal(jax.random.PRNGKey(2), xt.shape)
+
+    def loss(xt, method):
+        fitted = da.fit_transport(xs, xt, ys, method=method, epsilon=0.1, tol=1e-11, n_classes=2)
+        return jnp.sum(da.transform(fitted) ** 2) + jnp.sum(da.transform_labels(fitted)[:, 0] * xt[:, 0])
+
+    h = 1e-5
+    for method in ("sinkhorn", "emd"):
+        grad = jax.grad(loss)(xt, method)
+        fd = (loss(xt + h * direction, method) - loss(xt - h * direction, method)) / (2 * h)
+        np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=1e-6)
+    with pytest.raises(ValueError, match="not differentiable"):
+        jax.grad(loss)(xt, "lpl1")
