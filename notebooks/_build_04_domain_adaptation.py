@@ -12,20 +12,12 @@ are the ones built here and executes it again (with OT_JAX_NB_SMALL=1 for smalle
 from __future__ import annotations
 
 import pathlib
-import textwrap
+import sys
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from _notebook import build as _build, code, md, write  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("04_domain_adaptation.ipynb")
-
-
-def md(text: str):
-    return new_markdown_cell(textwrap.dedent(text).strip())
-
-
-def code(text: str):
-    return new_code_cell(textwrap.dedent(text).strip())
 
 
 CELLS = [
@@ -167,34 +159,9 @@ CELLS = [
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    # Stable cell ids: regenerating an unchanged notebook gives an identical file.
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i:02d}"
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    nbformat.validate(nb)
-    return nb
-
-
-def execute(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Run every cell in a fresh kernel in the notebooks' folder (full sizes; inline plots)."""
-    import os
-
-    from nbclient import NotebookClient
-
-    os.environ.pop("OT_JAX_NB_SMALL", None)
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores the figures as PNG
-    NotebookClient(nb, kernel_name="python3", timeout=600,
-                   resources={"metadata": {"path": str(OUT.parent)}}).execute()
-    for cell in nb.cells:  # drop timing metadata: a rerun changes only what the cells print
-        cell.get("metadata", {}).pop("execution", None)
-    return nb
+def build():
+    return _build(CELLS)
 
 
 if __name__ == "__main__":
-    nbformat.write(execute(build()), OUT)
-    print(f"wrote {OUT} ({len(CELLS)} cells, executed)")
+    write(build(), OUT)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_weights", "check_positive", "check_points", "check_same_dim", "check_int_at_least", "is_concrete",
+__all__ = ["check_weights", "check_positive", "check_points", "check_same_dim", "check_point_pair", "check_int_at_least", "is_concrete",
            "concrete_true", "all_finite"]
 
 
@@ -153,6 +153,16 @@ def check_same_dim(x, y, fn: str):
     """Raise unless the point clouds ``x: [..., d]`` and ``y: [..., d]`` share ``d``."""
     if x.shape[-1] != y.shape[-1]:
         raise ValueError(f"{fn}: x has dimension d = {x.shape[-1]} but y has d = {y.shape[-1]}; they must match")
+
+
+def check_point_pair(x, y, names: tuple[str, str], fn: str) -> tuple[jax.Array, jax.Array]:
+    """Two point clouds ``[n, d]`` and ``[m, d]`` checked (:func:`check_points`, :func:`check_same_dim`)
+    and promoted to one floating dtype; ``names`` name them in the messages."""
+    x = check_points(x, names[0], fn)
+    y = check_points(y, names[1], fn)
+    check_same_dim(x, y, fn)
+    dtype = jnp.result_type(x, y)
+    return x.astype(dtype), y.astype(dtype)
 
 
 def check_int_at_least(value, name: str, fn: str, low: int = 1, allow_none: bool = True):

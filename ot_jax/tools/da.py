@@ -80,7 +80,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax._checks import check_points, check_same_dim, is_concrete
+from ot_jax._checks import check_point_pair, check_points, check_same_dim, is_concrete
 from ot_jax.geometry import Geometry, PointCloud, nearest_neighbors
 from ot_jax.geometry.costs import SqEuclidean
 from ot_jax.solvers.exact import emd
@@ -323,11 +323,8 @@ def fit_transport(xs, xt, ys=None, yt=None, *, method: str = "emd", a=None, b=No
     fn = "fit_transport"
     if method not in METHODS:
         raise ValueError(f"{fn}: method must be one of {METHODS}, got {method!r}")
-    xs = check_points(xs, "xs", fn)
-    xt = check_points(xt, "xt", fn)
-    check_same_dim(xs, xt, fn)
-    dtype = jnp.result_type(xs, xt)
-    xs, xt = xs.astype(dtype), xt.astype(dtype)
+    xs, xt = check_point_pair(xs, xt, ("xs", "xt"), fn)
+    dtype = xs.dtype
     n, m = xs.shape[0], xt.shape[0]
     if ys is None:
         if method in ("lpl1", "l1l2"):

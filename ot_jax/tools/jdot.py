@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax._checks import check_points, check_same_dim, is_concrete
+from ot_jax._checks import check_point_pair, check_points, check_same_dim, is_concrete
 from ot_jax.geometry import Geometry
 from ot_jax.geometry.costs import SqEuclidean
 from ot_jax.solvers.exact import emd
@@ -118,11 +118,8 @@ def jdot(xs, ys, xt, *, alpha: float = 1.0, ridge: float = 1e-2, model: str = "r
       :class:`JDOTResult`; :func:`predict` evaluates the predictor.
     """
     fn = "jdot"
-    xs = check_points(xs, "xs", fn)
-    xt = check_points(xt, "xt", fn)
-    check_same_dim(xs, xt, fn)
-    dtype = jnp.result_type(xs, xt)
-    xs, xt = xs.astype(dtype), xt.astype(dtype)
+    xs, xt = check_point_pair(xs, xt, ("xs", "xt"), fn)
+    dtype = xs.dtype
     n, m = xs.shape[0], xt.shape[0]
     if model not in _MODELS:
         raise ValueError(f"{fn}: model must be one of {_MODELS}, got {model!r}")
