@@ -5,6 +5,7 @@
 * :mod:`ot_jax.data.digits`: scikit-learn's 8x8 digits and transformed domains,
   :func:`array_sampler`.
 * :mod:`ot_jax.data.idx`: IDX (MNIST-format) files on disk.
+* :mod:`ot_jax.data.usps`: USPS-format HDF5 files on disk (:func:`read_usps`, :func:`write_usps`).
 * :mod:`ot_jax.data.sequences`: generated sequence-to-sequence tasks
   (:func:`digit_addition`: sums written most significant digit first).
 * :mod:`ot_jax.data.unpaired`: regression data whose correspondence was lost
@@ -47,6 +48,7 @@ from ot_jax.data.laws import (
 from ot_jax.data.sequences import ADDITION_VOCAB, addition_target, digit_addition
 from ot_jax.data.tracking import Tracks, moving_objects
 from ot_jax.data.unpaired import Unpaired, shuffled_regression
+from ot_jax.data.usps import read_usps, write_usps
 
 __all__ = [
     "sample_image",
@@ -72,6 +74,9 @@ __all__ = [
     "write_idx",
     "load_idx_images",
     "idx_sampler",
+    # usps
+    "read_usps",
+    "write_usps",
     # sequences
     "digit_addition",
     "addition_target",
