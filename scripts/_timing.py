@@ -43,6 +43,12 @@ def write_section(name: str, markdown: str, path: str = REPORT) -> None:
         fh.write(text.rstrip() + "\n")
 
 
+def markdown_table(headers, rows) -> str:
+    """A Markdown table: ``headers`` (strings) and ``rows`` (lists of strings, one per line)."""
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+                     + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
     try:

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import REPO, command_line, cpu_model, git_revision, write_section  # noqa: E402
+from _timing import REPO, command_line, cpu_model, git_revision, markdown_table, write_section  # noqa: E402
 
 DOC = os.path.join(REPO, "docs", "reproduction.md")
 FIGURE = os.path.join(REPO, "docs", "figures", "da_moons_accuracy.png")
@@ -176,8 +176,7 @@ def main(argv=None):
         seconds = np.median([r[name][1] for a in args.angles for r in results[a]])
         rows.append([name, *cells, f"{seconds:.3f}" if seconds else "—",
                      f"{digits[name][1]:.2f}" if digits[name][1] else "—"])
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(row) + " |" for row in rows])
+    table = markdown_table(headers, rows)
     note = (f"Target accuracy, mean over seeds {args.seeds}; {args.n} source and {args.n} target points, "
             f"moons noise 0.1; blobs: 3 classes on a circle of radius 2, spread 0.4; digits: 1438 → 359 images. "
             f"Seconds: median time of one fit and mapping of the source on the moons (ours: one `jax.jit`-compiled call, compilation excluded; POT: `fit` then `transform`). "

@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import REPO, command_line, cpu_model, git_revision, write_section  # noqa: E402
+from _timing import REPO, command_line, cpu_model, git_revision, markdown_table, write_section  # noqa: E402
 
 TRAINED = {  # directory name: (label, overrides)
     "robot": ("ROBOT (hypergradient, implicit)", []),
@@ -160,8 +160,7 @@ def protocol(args, base):
     headers = ["method", "1 − R² (validation)", "‖β̂ − β‖/‖β‖", "matching recovered", "s / run"]
     rows = [[label, fmt(r["val_error"]), fmt(r["beta_error"]), fmt(r["matching_accuracy"], 2),
              f"{np.mean(r['seconds']):.1f}"] for label, r in results.items()]
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(row) + " |" for row in rows])
+    table = markdown_table(headers, rows)
     d = cfg.data
     start = (f", the first {cfg.trainer.pretrain_steps} fitting the rows as given" if cfg.trainer.pretrain_steps
              else " from least squares")
@@ -193,8 +192,7 @@ def shuffled(args, base):
                                                      f"SNR {cfg.data.snr:g}")
     headers = ["method", *[f"{100 * s:.0f} %" for s in shares]]
     rows = [[lab, *[f"{np.median(r[lab]['val_error']):.3g}" for r in per_share]] for lab in labels]
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(row) + " |" for row in rows])
+    table = markdown_table(headers, rows)
     note = (f"`experiment={EXPERIMENT}`: validation 1 − R², median over seeds {args.seeds}, against the share of "
             f"rows shuffled; n = {args.n}, {cfg.loop.steps} Adam steps. `{command_line()}` at {git_revision()} on "
             f"{cpu_model()}.")
@@ -275,8 +273,7 @@ def wells(args, base):
     rows = [[lab, *[fmt(r[lab]["val_error"]) for r in per_size], f"{np.mean(per_size[1][lab]['seconds']):.1f}"]
             for lab in labels]
     match_rows = [[lab, *[f"{np.median(r[lab]['matching_accuracy']):.2f}" for r in per_size]] for lab in labels]
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(row) + " |" for row in rows])
+    table = markdown_table(headers, rows)
     match_table = "\n".join(["| matching recovered | " + " | ".join(headers[1:-1]) + " |", "|" + "---|" * len(sizes)
                              + "---|"] + ["| " + " | ".join(row) + " |" for row in match_rows])
     cfg = compose(base)
@@ -314,8 +311,7 @@ def scale(args, base):
                         rows.append([f"{blabel}, seed {seed}", f"{m[prefix + '_seconds']:.1f} s in all",
                                      f"{m[prefix + '_val_error']:.3g}", f"{m[prefix + '_matching_accuracy']:.3f}"])
     headers = ["method", "time", "1 − R² (validation)", "matching recovered"]
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(row) + " |" for row in rows])
+    table = markdown_table(headers, rows)
     note = (f"`experiment={EXPERIMENT}`: n = {n} rows, correspondence lost within blocks of {block}, {per_step} "
             f"blocks per step (one epoch: {epoch_steps} steps), linear teacher, d = {cfg.data.d_paired} paired + "
             f"{cfg.data.d_unpaired} shuffled, every row of a block shuffled; the trained methods' time is "

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import REPO, command_line, cpu_model, git_revision, write_section  # noqa: E402
+from _timing import REPO, command_line, cpu_model, git_revision, markdown_table, write_section  # noqa: E402
 
 DOC = os.path.join(REPO, "docs", "reproduction.md")
 FIGURE = os.path.join(REPO, "docs", "figures", "robot_tracking.png")
@@ -108,8 +108,7 @@ def main(argv=None):
                  f"{np.median([r[name]['error'] for r in results[a]]):.3g}" for a in args.angles]
         seconds = np.mean([r[name]["seconds"] for a in args.angles for r in results[a]])
         rows.append([name, *cells, f"{seconds:.1f}" if seconds else "—"])
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(row) + " |" for row in rows])
+    table = markdown_table(headers, rows)
     note = (f"Identity-switch rate / one-step RMS error of the fitted dynamics, median over seeds {args.seeds}; "
             f"{args.objects} objects, {args.frames} frames, noise 0.01; ROBOT: {args.steps} Adam steps (lr 0.02) "
             f"at each ε ∈ (1, 0.1, 0.01) × mean cost. `{command_line()}` at {git_revision()} on {cpu_model()}.")
