@@ -38,7 +38,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, OmegaConf
 
-__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DensityTrainerConfig",
+__all__ = ["Config", "LoopConfig", "SpotTrainerConfig", "DaspotTrainerConfig", "DensityTrainerConfig",
            "GeneratorTrainerConfig", "WganTrainerConfig", "MinibatchOtTrainerConfig", "SoftKnnTrainerConfig", "SoftBeamTrainerConfig", "RobotTrainerConfig", "IpotConvergenceConfig", "IpotScalingConfig", "IpotPlansConfig", "PointCloudMatchingConfig", "DigitBarycentersConfig",
            "ColorTransferConfig", "WganCriticConfig", "register", "conf_listing", "CONF_DIR"]
 
@@ -180,6 +180,29 @@ class SpotTrainerConfig:
     decay_steps: int = II("loop.steps")  # generator steps of the decay
     final_lr_fraction: float = 0.01
     devices: int = 1  # data parallel: batches split over the first N devices (batch_size must divide by N)
+
+
+@dataclass
+class DaspotTrainerConfig:
+    """DASPOT (thesis §3.5): ``train.daspot.build``'s method settings."""
+
+    _target_: str = "train.daspot.build"
+    eta: float = 100.0  # SPOT's penalty weight of the marginal terms
+    lam_s: float = 1.0  # weight of the source cross-entropy
+    lam_da: float = 1.0  # weight of the pseudo-label cross-entropy (eq. 3.14)
+    n_critic: int = 5
+    batch_size: int = 64
+    embed_dim: int = 32  # the classifiers' embeddings: the space of the ground cost
+    classifier_hidden: list = field(default_factory=lambda: [128])
+    critic_lr_scale: float = 1.0
+    ema_decay: float = 0.99  # the generator and the classifiers are evaluated at their Polyak average
+    lr_decay: str = "none"
+    decay_steps: int = II("loop.steps")
+    final_lr_fraction: float = 0.01
+    eval_samples: int = 512  # generated pairs per evaluation
+    baseline_steps: int = 2000  # source-only classifier of the report (0: none)
+    pseudo_label_moves_generator: bool = True  # thesis: G also descends the pseudo-label risk
+    embedding: str = "separate"  # separate (thesis: D_e,X and D_e,Y) | shared (one network, target in source format)
 
 
 @dataclass
@@ -341,6 +364,7 @@ _SCHEMAS = {
 
 _TRAINER_SCHEMAS = {  # schema/trainer/<name>: the base of conf/trainer/*.yaml
     "spot": SpotTrainerConfig,
+    "daspot": DaspotTrainerConfig,
     "density": DensityTrainerConfig,
     "wgan": WganTrainerConfig,
     "minibatch_ot": MinibatchOtTrainerConfig,

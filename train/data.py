@@ -1,9 +1,10 @@
-"""The data of a trainer: K marginals, each a sampler ``f(key, n) -> [n, d_k]``, or a
-labelled data set with a held-out split (:class:`Labeled`, the kNN classifiers).
+"""The data of a trainer: K marginals, each a sampler ``f(key, n) -> [n, d_k]``, a
+labelled data set with a held-out split (:class:`Labeled`, the kNN classifiers), or a
+labelled source domain with an unlabelled target domain (:class:`Adaptation`, DASPOT).
 
 ``conf/data/*.yaml`` instantiate :class:`Marginals` with samplers from
 :mod:`ot_jax.data` (``_partial_: true`` nodes), or :class:`Labeled` from a loader
-(:func:`labeled_digits`).
+(:func:`labeled_digits`), or :class:`Adaptation` (:func:`digit_adaptation`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-__all__ = ["Marginals", "Labeled", "labeled_digits"]
+__all__ = ["Marginals", "Labeled", "labeled_digits", "Adaptation", "digit_adaptation"]
 
 Sampler = Callable[[jax.Array, int], jax.Array]
 
@@ -119,3 +120,76 @@ def labeled_digits(*, transform: str = "none") -> Labeled:
     x_test, y_test = load_digits(transform=transform, split="test", dtype=dtype)
     return Labeled(x_train, y_train, x_test, y_test, n_classes=10,
                    name="digits" if transform == "none" else f"{transform} digits")
+
+
+@dataclasses.dataclass(frozen=True)
+class Adaptation:
+    """Unsupervised domain adaptation data: labelled source images, unlabelled target images, and a
+    held-out labelled target test set (its labels are for evaluation only).
+
+    Attributes:
+      x_source: ``[N_s, d_X]`` source points; y_source: ``[N_s]`` their labels in ``0..n_classes-1``.
+      x_target: ``[N_t, d_Y]`` unlabelled target training points.
+      x_test: ``[M, d_Y]`` held-out target points; y_test: ``[M]`` their labels.
+      shapes: ``(source_shape, target_shape)``, the shape of one point of each domain
+        (``(H, W, C)`` for images).
+      n_classes: number of classes.
+      names: display names of the two domains.
+    """
+
+    x_source: np.ndarray
+    y_source: np.ndarray
+    x_target: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    shapes: tuple
+    n_classes: int
+    names: tuple = ("source", "target")
+
+    def __post_init__(self):
+        if self.x_source.ndim != 2 or self.y_source.shape != (self.x_source.shape[0],) or self.x_source.shape[0] < 1:
+            raise ValueError(f"Adaptation: x_source must be [n, d] and y_source [n], got {self.x_source.shape} "
+                             f"and {self.y_source.shape}")
+        if self.x_target.ndim != 2 or self.x_target.shape[0] < 1:
+            raise ValueError(f"Adaptation: x_target must be a non-empty [n, d], got {self.x_target.shape}")
+        if self.x_test.shape[1:] != self.x_target.shape[1:] or self.y_test.shape != (self.x_test.shape[0],):
+            raise ValueError(f"Adaptation: x_test must be [m, {self.x_target.shape[1]}] and y_test [m], got "
+                             f"{self.x_test.shape} and {self.y_test.shape}")
+        for name in ("y_source", "y_test"):
+            y = getattr(self, name)
+            if y.min() < 0 or y.max() >= self.n_classes:
+                raise ValueError(f"Adaptation: {name} must lie in 0..{self.n_classes - 1}")
+        for shape, x, name in zip(self.shapes, (self.x_source, self.x_target), ("source", "target")):
+            if int(np.prod(shape)) != x.shape[1]:
+                raise ValueError(f"Adaptation: {name} shape {tuple(shape)} does not hold {x.shape[1]} features")
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """``(d_X, d_Y)``."""
+        return int(self.x_source.shape[1]), int(self.x_target.shape[1])
+
+    @property
+    def point_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Shape of one point of each domain."""
+        return tuple(tuple(int(s) for s in shape) for shape in self.shapes)
+
+
+def digit_adaptation(*, target: str = "rotated", seed: int = 0) -> Adaptation:
+    """scikit-learn's digits (grey 8x8) -> a shifted digit domain (:data:`ot_jax.data.digits.DIGIT_TRANSFORMS`).
+
+    The fixed training split of :func:`ot_jax.data.digits.load_digits` (1438 images) is halved
+    (its even rows are the labelled source, its odd rows, moved to ``target``, the unlabelled
+    target: no image appears in both domains), and the fixed test split (359 images) moved to
+    ``target`` is the held-out target test set. ``seed`` seeds the ``"colored"`` /
+    ``"textured"`` transforms. Jax's default float dtype; independent of the run's seed.
+    """
+    from ot_jax.data.digits import digit_shape, load_digits
+
+    if target == "none":
+        raise ValueError("digit_adaptation: target must be a shifted domain, not 'none'")
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    x, y = load_digits(transform="none", split="train", dtype=dtype)
+    xt, _ = load_digits(transform=target, split="train", dtype=dtype, seed=seed)
+    x_test, y_test = load_digits(transform=target, split="test", dtype=dtype, seed=seed)
+    return Adaptation(x[0::2], y[0::2], xt[1::2], x_test, y_test, shapes=(digit_shape("none"), digit_shape(target)),
+                      n_classes=10, names=("digits", f"{target} digits"))

@@ -25,6 +25,7 @@ from train.common import LR_DECAYS
 from train.generative import LATENTS
 from train.soft_knn import GRAD_MODES as KNN_GRAD_MODES, METHODS as KNN_METHODS
 from train.soft_beam import MODES as SEQ_MODES
+from train.daspot import EMBEDDINGS as DASPOT_EMBEDDINGS
 from train.robot import GRAD_MODES as ROBOT_GRAD_MODES, METHODS as ROBOT_METHODS
 
 __all__ = ["check_targets", "check_values", "ConfigKeyError", "ConfigValueError"]
@@ -102,6 +103,7 @@ _TRAINER_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "train.soft_knn.build": {"trainer.method": KNN_METHODS, "trainer.grad_mode": KNN_GRAD_MODES},
     "train.soft_beam.build": {"trainer.grad_mode": KNN_GRAD_MODES[:2]},
     "train.robot.build": {"trainer.method": ROBOT_METHODS, "trainer.grad_mode": ROBOT_GRAD_MODES},
+    "train.daspot.build": {"trainer.embedding": DASPOT_EMBEDDINGS},
 }
 _MISSING = object()
 

@@ -1,6 +1,7 @@
 """Data shipped with the dependencies or generated (nothing is downloaded).
 
-* :mod:`ot_jax.data.images`: scikit-learn's sample images (:func:`sample_image`).
+* :mod:`ot_jax.data.images`: scikit-learn's sample images (:func:`sample_image`), and
+  :func:`convert_format` between flat image formats.
 * :mod:`ot_jax.data.laws`: samplers of 2-D laws (thesis laws, GAN toys).
 * :mod:`ot_jax.data.digits`: scikit-learn's 8x8 digits and transformed domains,
   :func:`array_sampler`.
@@ -32,7 +33,7 @@ from ot_jax.data.digits import DIGIT_TRANSFORMS, array_sampler, digit_shape, loa
 from ot_jax.data.domains import Domains, rotated_moons, shifted_gaussians
 from ot_jax.data.fcs import load_events, read_events_csv, read_fcs, write_events_csv, write_fcs
 from ot_jax.data.idx import idx_sampler, load_idx_images, read_idx, write_idx
-from ot_jax.data.images import SAMPLE_IMAGES, sample_image
+from ot_jax.data.images import SAMPLE_IMAGES, convert_format, sample_image
 from ot_jax.data.laws import (
     eight_gaussians,
     eight_gaussians_modes,
@@ -73,6 +74,7 @@ __all__ = [
     "read_idx",
     "write_idx",
     "load_idx_images",
+    "convert_format",
     "idx_sampler",
     # usps
     "read_usps",

@@ -4,15 +4,17 @@
 (shipped with scikit-learn, nothing is downloaded) scaled to ``[0, 1]``, either
 as they are or moved to a second domain for unpaired image-to-image OT (in the
 spirit of MNIST -> MNIST-M): ``"inverted"``, ``"colored"`` (random foreground and
-background colours) or ``"textured"`` (MNIST-M-like: a patch of a natural image
-blended with the stroke as ``|patch - stroke|``).
+background colours), ``"textured"`` (MNIST-M-like: a patch of a natural image
+blended with the stroke as ``|patch - stroke|``), ``"rotated"``, or ``"usps"``
+(USPS-like: 16x16, smoothed, thicker strokes).
 
 ``split`` selects all 1797 images (``"all"``, the default) or one side of a fixed
 80/20 train/test split (``"train"``: 1438 images, ``"test"``: 359), stratified by
 class and drawn once with a fixed NumPy seed (:data:`SPLIT_SEED`), independent of
 the transform and of ``seed``: the same digits are test images in every domain.
 
-Images are always FLAT, C-order from ``[8, 8, C]`` (``C = 1`` grey, ``3`` RGB):
+Images are always FLAT, C-order from ``[H, W, C]`` (``8 x 8`` except ``"usps"``'s ``16 x 16``;
+``C = 1`` grey, ``3`` RGB):
 ``x.reshape(-1, *digit_shape(transform))`` recovers them.
 
 :func:`digits` and :func:`array_sampler` are *samplers* (``f(key, n) -> [n, d]``,
@@ -34,9 +36,9 @@ import numpy as np
 
 from ot_jax.data.images import sample_image
 
-__all__ = ["DIGIT_TRANSFORMS", "DIGIT_SPLITS", "ROTATION_DEGREES", "SPLIT_SEED", "digit_shape", "load_digits", "digits", "array_sampler"]
+__all__ = ["DIGIT_TRANSFORMS", "DIGIT_SPLITS", "ROTATION_DEGREES", "USPS_BLUR", "SPLIT_SEED", "digit_shape", "load_digits", "digits", "array_sampler"]
 
-DIGIT_TRANSFORMS = ("none", "inverted", "colored", "textured", "rotated")
+DIGIT_TRANSFORMS = ("none", "inverted", "colored", "textured", "rotated", "usps")
 """Names accepted by ``transform`` in :func:`load_digits` and :func:`digits`."""
 
 DIGIT_SPLITS = ("all", "train", "test")
@@ -47,11 +49,14 @@ SPLIT_SEED = 20190
 
 _TEST_FRACTION = 0.2
 
-_CHANNELS = {"none": 1, "inverted": 1, "colored": 3, "textured": 3, "rotated": 1}
+_SHAPES = {"none": (8, 8, 1), "inverted": (8, 8, 1), "colored": (8, 8, 3), "textured": (8, 8, 3), "rotated": (8, 8, 1),
+           "usps": (16, 16, 1)}
 ROTATION_DEGREES = 30.0
 """Rotation of the ``"rotated"`` domain (counter-clockwise, about the image centre)."""
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
 _MIN_CONTRAST = 0.3  # |luma(fg) - luma(bg)| of the "colored" domain
+USPS_BLUR = 0.7
+"""Gaussian blur (pixels of the 16x16 image) of the ``"usps"`` domain."""
 _TEXTURE_BLOCK = 4  # sample images are block-averaged 4x4 (-> 106 x 160) before cutting 8x8 patches
 
 
@@ -78,12 +83,13 @@ def _check_seed(seed, fn: str) -> int:
 
 
 def digit_shape(transform: str = "none") -> tuple[int, int, int]:
-    """Image shape ``(8, 8, C)`` of a digit domain (``C = 1`` grey, ``3`` RGB).
+    """Image shape ``(H, W, C)`` of a digit domain (``8 x 8`` except ``"usps"``: ``16 x 16``;
+    ``C = 1`` grey, ``3`` RGB).
 
-    >>> digit_shape("none"), digit_shape("colored")
-    ((8, 8, 1), (8, 8, 3))
+    >>> digit_shape("none"), digit_shape("colored"), digit_shape("usps")
+    ((8, 8, 1), (8, 8, 3), (16, 16, 1))
     """
-    return (8, 8, _CHANNELS[_check_transform(transform, "digit_shape")])
+    return _SHAPES[_check_transform(transform, "digit_shape")]
 
 
 @functools.lru_cache(maxsize=1)
@@ -160,9 +166,20 @@ def _textured(x, rng):
     return np.abs(patches - x[..., None])
 
 
+def _usps_like(x):
+    """``x`` ``[N, 8, 8]`` -> ``[N, 16, 16]``: bilinear 2x upsampling, a Gaussian blur of
+    :data:`USPS_BLUR` pixels, then each image divided by its maximum (USPS digits are smooth
+    16x16 grey images whose strokes reach full intensity)."""
+    from scipy.ndimage import gaussian_filter, zoom
+
+    up = zoom(x, (1, 2, 2), order=1, mode="nearest", grid_mode=True)
+    up = gaussian_filter(up, sigma=(0, USPS_BLUR, USPS_BLUR), mode="constant")
+    return up / np.maximum(up.max(axis=(1, 2), keepdims=True), 1e-12)
+
+
 @functools.lru_cache(maxsize=16)
 def _domain(transform: str, seed: int):
-    """Cached read-only float64 ``(images [N, 64 C], labels [N])`` of a domain."""
+    """Cached read-only float64 ``(images [N, H W C], labels [N])`` of a domain."""
     x, y = _raw_digits()
     n = x.shape[0]
     if transform == "none":
@@ -173,6 +190,8 @@ def _domain(transform: str, seed: int):
         from scipy.ndimage import rotate
 
         img = rotate(x, ROTATION_DEGREES, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    elif transform == "usps":
+        img = _usps_like(x)
     else:
         rng = np.random.default_rng([seed, DIGIT_TRANSFORMS.index(transform)])
         img = _colored(x, rng) if transform == "colored" else _textured(x, rng)
@@ -198,9 +217,12 @@ def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0,
       blended as ``|patch - x|`` per channel.
     * ``"rotated"``: grey ``[N, 64]``, every digit rotated by :data:`ROTATION_DEGREES`
       counter-clockwise about the image centre (bilinear, zero outside).
+    * ``"usps"``: grey ``[N, 256]``, USPS-like 16x16 digits: bilinear 2x upsampling, a
+      Gaussian blur of :data:`USPS_BLUR` pixels (thicker, smoother strokes), each image
+      scaled to a maximum of 1.
 
-    Random choices depend only on ``seed`` (``"none"``, ``"inverted"`` and ``"rotated"`` ignore
-    it); results are cached, each call returns fresh writable arrays.
+    Random choices depend only on ``seed`` (``"none"``, ``"inverted"``, ``"rotated"`` and ``"usps"``
+    ignore it); results are cached, each call returns fresh writable arrays.
 
     ``split="train"`` / ``"test"`` keep the rows of a fixed 80/20 split (1438 / 359
     images), stratified by class (20% of each class, rounded, is test), drawn with
@@ -215,8 +237,8 @@ def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0,
       split: one of :data:`DIGIT_SPLITS` (``"all"``, ``"train"``, ``"test"``).
 
     Returns:
-      ``(images, labels)``: ``images`` ``[N, 64 C]`` in ``[0, 1]`` (flat, C-order
-      from ``[8, 8, C]``, ``C`` from :func:`digit_shape`), ``labels`` ``[N]``
+      ``(images, labels)``: ``images`` ``[N, H W C]`` in ``[0, 1]`` (flat, C-order
+      from ``[H, W, C]`` = :func:`digit_shape`), ``labels`` ``[N]``
       int64 in ``0..9``; ``N`` is 1797 (``"all"``), 1438 (``"train"``) or 359 (``"test"``).
 
     Raises:
@@ -331,7 +353,7 @@ def digits(key, n: int, *, transform: str = "none", classes=None, seed: int = 0,
       split: ``"all"``, ``"train"`` or ``"test"`` (the fixed split of :func:`load_digits`).
 
     Returns:
-      ``[n, 64 C]`` images in ``[0, 1]`` (flat, C-order from ``[8, 8, C]``), jax's
+      ``[n, H W C]`` images in ``[0, 1]`` (flat, C-order from :func:`digit_shape`), jax's
       default float dtype.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Flax NNX modules for the SPOT and WGAN trainers.
+"""Flax NNX modules of the trainers (SPOT, DASPOT, WGAN, density recovery, ROBOT, SOFT).
 
 Conventions: data are flat vectors (a batch is ``[B, d]``; images are flattened
 C-order from ``[H, W, C]`` and image modules take ``image_shape=(H, W, C)``);
@@ -12,6 +12,7 @@ estimates in place, once per training step.
 """
 
 from ot_jax.nn.activations import ACTIVATIONS, activation
+from ot_jax.nn.classifier import Classifier
 from ot_jax.nn.conv import ConvCritic, ConvDecoder, ImageGenerator
 from ot_jax.nn.flow import FlowGenerator, VectorField
 from ot_jax.nn.mlp import MLP, Critic, Generator
@@ -43,4 +44,5 @@ __all__ = [
     "VectorField",
     "FlowGenerator",
     "Seq2SeqGRU",
+    "Classifier",
 ]

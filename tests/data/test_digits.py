@@ -32,9 +32,9 @@ def test_plain_digits():
 @pytest.mark.parametrize("transform", DIGIT_TRANSFORMS)
 def test_shapes_range_labels(transform):
     x, y = load_digits(transform=transform)
-    c = digit_shape(transform)[2]
-    assert digit_shape(transform)[:2] == (8, 8) and c in (1, 3)
-    assert x.shape == (1797, 64 * c) and x.min() >= 0.0 and x.max() <= 1.0
+    h, w, c = digit_shape(transform)
+    assert (h, w) == ((16, 16) if transform == "usps" else (8, 8)) and c in (1, 3)
+    assert x.shape == (1797, h * w * c) and x.min() >= 0.0 and x.max() <= 1.0
     np.testing.assert_array_equal(y, load_digits()[1])
 
 
@@ -50,6 +50,20 @@ def test_seeded_determinism(transform):
     assert np.abs(a - b).mean() > 0.05
     # "none" and "inverted" ignore the seed
     np.testing.assert_array_equal(load_digits(seed=3)[0], load_digits()[0])
+
+
+def test_usps_like_is_a_smoothed_upsampling():
+    grey = load_digits(dtype=np.float64)[0].reshape(-1, 8, 8)
+    usps = load_digits(transform="usps", dtype=np.float64)[0].reshape(-1, 16, 16)
+    np.testing.assert_allclose(usps.max(axis=(1, 2)), 1.0)
+    # block-averaged back to 8x8 it is the digit again (up to blur and scale)
+    down = usps.reshape(-1, 8, 2, 8, 2).mean(axis=(2, 4))
+    corr = np.array([np.corrcoef(g.ravel(), d.ravel())[0, 1] for g, d in zip(grey, down)])
+    assert np.median(corr) > 0.9
+    # smoother than nearest-neighbour upsampling: neighbouring pixels differ less
+    nearest = np.repeat(np.repeat(grey, 2, axis=1), 2, axis=2)
+    nearest /= nearest.max(axis=(1, 2), keepdims=True)  # the same scale
+    assert np.abs(np.diff(usps, axis=2)).mean() < 0.9 * np.abs(np.diff(nearest, axis=2)).mean()  # measured 0.84
 
 
 def test_colored_structure():

@@ -42,7 +42,7 @@ TRAINER_SCHEMAS = {"spot": schema.SpotTrainerConfig, "density": schema.DensityTr
                    "wgan": schema.WganTrainerConfig, "wgan_gp": schema.WganTrainerConfig,
                    "minibatch_ot": schema.MinibatchOtTrainerConfig, "soft_knn": schema.SoftKnnTrainerConfig,
                    "soft_beam": schema.SoftBeamTrainerConfig,
-                   "robot": schema.RobotTrainerConfig}
+                   "robot": schema.RobotTrainerConfig, "daspot": schema.DaspotTrainerConfig}
 ANALYSIS_SCHEMAS = {"ipot_convergence": schema.IpotConvergenceConfig, "ipot_scaling": schema.IpotScalingConfig,
                     "ipot_plans": schema.IpotPlansConfig, "point_cloud_matching": schema.PointCloudMatchingConfig,
                     "digit_barycenters": schema.DigitBarycentersConfig, "color_transfer": schema.ColorTransferConfig,

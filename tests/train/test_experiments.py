@@ -70,6 +70,8 @@ TINY["robot_scale"] = ROBOT_TINY + ["data.n=400", "data.block_size=100", "traine
                                     "trainer.blocks_per_step=2"]
 TINY["robot_cytometry"] = ROBOT_TINY + ["data.n=400", "data.well_size=100", "trainer.block_size=100",
                                         "trainer.blocks_per_step=2"]
+for _name in ("daspot_rotated", "daspot_colored", "daspot_textured", "daspot_usps"):
+    TINY[_name] = TRAIN_TINY + ["trainer.baseline_steps=2", "trainer.batch_size=16", "trainer.n_critic=1"]
 for _name in ("density_gaussian", "density_mixture"):
     TINY[_name] += ["trainer.reference.grid_size=40", "model.hidden=[8]", "trainer.batch_size=64",
                     "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2"]
@@ -154,6 +156,12 @@ def test_experiment_composes_and_runs(name, tmp_path):
         records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in records] == [1, 2] and 0 <= records[-1]["test_accuracy"] <= 1
         assert metrics["trainer"] == "train.soft_knn.build" and (tmp_path / "soft_knn.png").exists()
+        return
+    if name.startswith("daspot_"):
+        records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [1, 2] and 0 <= metrics["target_accuracy"] <= 1
+        assert metrics["trainer"] == "train.daspot.build" and (tmp_path / "daspot.png").stat().st_size > 10_000
+        assert (tmp_path / "daspot_embeddings.png").exists()
         return
     if name in TRAINING:
         density = name.startswith("density_")
