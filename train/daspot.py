@@ -272,7 +272,7 @@ def build(*, data: Adaptation, model: Callable, critic: Callable, optimizer: opt
         source_only = baseline()
         summary = {"step": last["step"], "target_accuracy": last["target_accuracy"],
                    "source_only_accuracy": None if source_only is None else _accuracy(source_only, x_test, y_test),
-                   "agreement": last["agreement_eval"]}
+                   "agreement": last["agreement_eval"], "generated_classes": last["generated_classes"]}
         rows = [["DASPOT", last["step"], f"{100 * summary['target_accuracy']:.1f}"]]
         if source_only is not None:
             rows.append(["source only", baseline_steps, f"{100 * summary['source_only_accuracy']:.1f}"])
