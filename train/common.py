@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from train.data import Marginals
 
 __all__ = ["AdversarialState", "CriticSet", "make_models", "make_generator", "lr_decay_schedule", "LR_DECAYS",
-           "ema_update", "data_mesh", "shard_batch", "BATCH_AXIS"]
+           "ema_update", "data_mesh", "shard_batch", "BATCH_AXIS", "spot_critic_step"]
 
 BATCH_AXIS = "batch"  # the mesh axis of data-parallel training (trainer.devices)
 
@@ -139,3 +139,38 @@ def shard_batch(tree, mesh: Mesh | None):
     sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
 
+
+
+def spot_critic_step(state: AdversarialState, key: jax.Array, *, objective: Callable, critics_def,
+                     tx: optax.GradientTransformation, batch: Callable):
+    """One ascent step of SPOT's critics (SPOT, DASPOT): a power iteration of their spectral
+    normalisation, then a gradient step on ``objective`` with the generator held fixed.
+
+    Args:
+      state: the :class:`AdversarialState`.
+      key: split into the data batch's key and the objective's (latent) key.
+      objective: ``(g_params, g_rest, c_params, c_rest, batch, key) -> (value, terms)``, ``terms.gaps`` the
+        marginal terms; the critics ascend ``value``.
+      critics_def: the critics' ``nnx.GraphDef``.
+      tx: the critics' optimiser.
+      batch: ``key -> batch`` of data.
+
+    Returns:
+      ``(state, terms.gaps)`` with the critics, their power-iteration state and optimiser state updated.
+    """
+    from ot_jax.nn import power_iteration
+
+    critics = nnx.merge(critics_def, state.critics, state.critics_rest)
+    power_iteration(critics)
+    _, _, c_rest = nnx.split(critics, nnx.Param, ...)
+    kb, kz = jax.random.split(key)
+    data = batch(kb)
+
+    def negative(c_params):
+        value, terms = objective(state.generator, state.generator_rest, c_params, c_rest, data, kz)
+        return -value, terms
+
+    grads, terms = jax.grad(negative, has_aux=True)(state.critics)
+    updates, opt = tx.update(grads, state.critics_opt, state.critics)
+    return state._replace(critics=optax.apply_updates(state.critics, updates), critics_rest=c_rest,
+                          critics_opt=opt), terms.gaps

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,9 +40,9 @@ from flax import nnx
 
 from ot_jax.data.images import convert_format
 from ot_jax.losses.daspot import daspot_objective
-from ot_jax.nn import Classifier, power_iteration
+from ot_jax.nn import Classifier
 from ot_jax.solvers.sliced import sliced_wasserstein
-from train.common import AdversarialState, ema_update, lr_decay_schedule, make_models
+from train.common import AdversarialState, ema_update, lr_decay_schedule, make_models, spot_critic_step
 from train.data import Adaptation
 from train.figures.daspot import daspot_figure, embedding_figure
 from train.loop import Trainer
@@ -208,20 +207,7 @@ def build(*, data: Adaptation, model: Callable, critic: Callable, optimizer: opt
                                 pseudo_label_moves_generator=pseudo_label_moves_generator)
 
     def critic_update(state: AdversarialState, key):
-        critics = nnx.merge(crit_def, state.critics, state.critics_rest)
-        power_iteration(critics)
-        _, _, c_rest = nnx.split(critics, nnx.Param, ...)
-        kb, kz = jax.random.split(key)
-        b = batch(kb)
-
-        def negative(c_params):
-            value, terms = objective(state.generator, state.generator_rest, c_params, c_rest, b, kz)
-            return -value, terms
-
-        grads, terms = jax.grad(negative, has_aux=True)(state.critics)
-        updates, opt = critic_tx.update(grads, state.critics_opt, state.critics)
-        return state._replace(critics=optax.apply_updates(state.critics, updates), critics_rest=c_rest,
-                              critics_opt=opt), terms.gaps
+        return spot_critic_step(state, key, objective=objective, critics_def=crit_def, tx=critic_tx, batch=batch)
 
     def step(state: AdversarialState, key):
         kc, kb, kz = jax.random.split(key, 3)

@@ -20,9 +20,8 @@ import optax
 from flax import nnx
 
 from ot_jax.losses.spot import entropic_spot_objective, multi_marginal_cost, spot_objective
-from ot_jax.nn import power_iteration
 from ot_jax.solvers.sliced import sliced_wasserstein
-from train.common import AdversarialState, CriticSet, data_mesh, lr_decay_schedule, make_models, shard_batch
+from train.common import AdversarialState, data_mesh, lr_decay_schedule, make_models, shard_batch, spot_critic_step
 from train.data import Marginals
 from train.report import format_table
 from train.loop import Trainer
@@ -111,20 +110,8 @@ def build(*, data: Marginals, model: Callable, critic: Callable, optimizer: opta
                               coupling=coupling)
 
     def critic_update(state: AdversarialState, key) -> tuple[AdversarialState, Any]:
-        critics = nnx.merge(crit_def, state.critics, state.critics_rest)
-        power_iteration(critics)
-        _, _, c_rest = nnx.split(critics, nnx.Param, ...)
-        kb, kz = jax.random.split(key)
-        batch = shard_batch(data.batch(pools, kb, batch_size), mesh)
-
-        def negative(c_params):
-            value, terms = objective(state.generator, state.generator_rest, c_params, c_rest, batch, kz)
-            return -value, terms
-
-        grads, terms = jax.grad(negative, has_aux=True)(state.critics)
-        updates, opt = critic_tx.update(grads, state.critics_opt, state.critics)
-        return state._replace(critics=optax.apply_updates(state.critics, updates), critics_rest=c_rest,
-                              critics_opt=opt), terms.gaps
+        return spot_critic_step(state, key, objective=objective, critics_def=crit_def, tx=critic_tx,
+                                batch=lambda kb: shard_batch(data.batch(pools, kb, batch_size), mesh))
 
     def generator_objective(g_params, state: AdversarialState, batch, key):
         if lam is None:
