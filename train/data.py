@@ -155,6 +155,9 @@ class Adaptation:
         if self.x_test.shape[1:] != self.x_target.shape[1:] or self.y_test.shape != (self.x_test.shape[0],):
             raise ValueError(f"Adaptation: x_test must be [m, {self.x_target.shape[1]}] and y_test [m], got "
                              f"{self.x_test.shape} and {self.y_test.shape}")
+        for name in ("x_source", "x_target", "x_test"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"Adaptation: {name} has NaN or infinite values")
         for name in ("y_source", "y_test"):
             y = getattr(self, name)
             if y.min() < 0 or y.max() >= self.n_classes:

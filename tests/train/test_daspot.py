@@ -56,6 +56,8 @@ def test_adaptation_checks():
         Adaptation(x, y + 1, x, x, y, shapes=shapes, n_classes=2)
     with pytest.raises(ValueError, match="x_test must be"):
         Adaptation(x, y, x, np.zeros((4, 3)), y, shapes=shapes, n_classes=2)
+    with pytest.raises(ValueError, match="x_target has NaN"):
+        Adaptation(x, y, np.full((4, 4), np.nan), x, y, shapes=shapes, n_classes=2)
     with pytest.raises(ValueError, match="does not hold"):
         Adaptation(x, y, x, x, y, shapes=((3, 3, 1), (2, 2, 1)), n_classes=2)
 
