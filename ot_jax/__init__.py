@@ -49,6 +49,7 @@ from ot_jax.tools import (
     soft_sort,
     soft_topk,
 )
+from ot_jax.tools.wmd import wmd
 
 __version__ = "0.1.0"
 
@@ -89,4 +90,5 @@ __all__ = [
     "soft_sort",
     "soft_rank",
     "soft_quantile",
+    "wmd",
 ]

@@ -25,7 +25,7 @@ CELL_TIMEOUT_S = 300
 # Executed in the fast suite: the newest notebook; the others run under ``-m slow`` (make test-slow)
 # — their code paths are tested directly, and every notebook's stored outputs and builder are
 # checked below in the fast suite.
-FAST_NOTEBOOKS = {"04_domain_adaptation.ipynb"}
+FAST_NOTEBOOKS = {"05_wmd.ipynb"}
 
 # Appended to the in-memory copy only: the kernel must be this interpreter's environment,
 # or the notebook would exercise some other installation of ot_jax.

@@ -7,6 +7,8 @@
   :func:`array_sampler`.
 * :mod:`ot_jax.data.idx`: IDX (MNIST-format) files on disk.
 * :mod:`ot_jax.data.usps`: USPS-format HDF5 files on disk (:func:`read_usps`, :func:`write_usps`).
+* :mod:`ot_jax.data.text`: text corpora, one document per line (:func:`read_corpus`), gensim's
+  tokeniser, stop words and word vectors, and bags of words for the WMD (:func:`to_documents`).
 * :mod:`ot_jax.data.sequences`: generated sequence-to-sequence tasks
   (:func:`digit_addition`: sums written most significant digit first).
 * :mod:`ot_jax.data.unpaired`: regression data whose correspondence was lost
@@ -47,6 +49,7 @@ from ot_jax.data.laws import (
     uniform,
 )
 from ot_jax.data.sequences import ADDITION_VOCAB, addition_target, digit_addition
+from ot_jax.data.text import Corpus, gensim_test_file, load_vectors, read_corpus, to_documents, tokenize
 from ot_jax.data.tracking import Tracks, moving_objects
 from ot_jax.data.unpaired import Unpaired, shuffled_regression
 from ot_jax.data.usps import read_usps, write_usps
@@ -79,6 +82,13 @@ __all__ = [
     # usps
     "read_usps",
     "write_usps",
+    # text
+    "Corpus",
+    "read_corpus",
+    "tokenize",
+    "gensim_test_file",
+    "load_vectors",
+    "to_documents",
     # sequences
     "digit_addition",
     "addition_target",

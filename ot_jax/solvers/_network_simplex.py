@@ -266,7 +266,26 @@ def network_simplex(cost: np.ndarray, a: np.ndarray, b: np.ndarray, max_iters: i
     ``value - (a.f + b.g)``.
     """
     cost = np.ascontiguousarray(cost, dtype=np.float64)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     tol = 32.0 * np.finfo(np.float64).eps  # relative to ART (see _solve)
-    plan, f, g, value, rows, cols, cmax, pivots, state = _solve(
-        cost, np.asarray(a, np.float64), np.asarray(b, np.float64), int(max_iters), tol)
-    return plan, f, g, float(value), rows, cols, float(cmax), int(pivots), int(state)
+    rows_in, cols_in = np.flatnonzero(a > 0), np.flatnonzero(b > 0)
+    n, m = cost.shape
+    if rows_in.size == n and cols_in.size == m or rows_in.size == 0 or cols_in.size == 0:
+        plan, f, g, value, rows, cols, cmax, pivots, state = _solve(cost, a, b, int(max_iters), tol)
+        return plan, f, g, float(value), rows, cols, float(cmax), int(pivots), int(state)
+    # Zero-mass points carry no flow: solve the LP of the others (padded documents, sparse
+    # histograms), then give the dropped points their tightest duals, f_i = min_j C_ij - g_j over
+    # the kept columns and g_j = min_i C_ij - f_i over all rows; the kept duals stay as they were.
+    sub = np.ascontiguousarray(cost[np.ix_(rows_in, cols_in)])
+    plan_s, f_s, g_s, value, rows_s, cols_s, _, pivots, state = _solve(sub, a[rows_in], b[cols_in],
+                                                                       int(max_iters), tol)
+    plan = np.zeros((n, m))
+    plan[np.ix_(rows_in, cols_in)] = plan_s
+    rows, cols = np.zeros(n), np.zeros(m)
+    rows[rows_in], cols[cols_in] = rows_s, cols_s
+    f = np.min(cost[:, cols_in] - g_s[None, :], axis=1)
+    f[rows_in] = f_s
+    g = np.min(cost - f[:, None], axis=0)
+    g[cols_in] = g_s
+    cmax = float(np.max(np.abs(cost))) or 1.0
+    return plan, f, g, float(value), rows, cols, cmax, int(pivots), int(state)

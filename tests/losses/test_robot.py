@@ -100,7 +100,7 @@ def test_bad_input_is_named():
         robot_loss(residual_cost(Y.at[0, 0].set(jnp.nan), X @ W0), epsilon=1e-2)
 
 
-def _fit(data, mass, steps=150):
+def _fit(data, mass, steps=80):
     """Adam on ``W`` of ``y = x W`` from the truth plus noise; the relative error of the fit."""
     k = data.y.shape[0] + (mass is not None)
     opt = optax.adam(1e-2)

@@ -109,6 +109,7 @@ def test_sinkhorn_blur_is_the_predicted_one_and_grows_with_eps(gaussians):
     assert np.all(np.diff(stds) > 0) and stds[0] > ipot_std
 
 
+@pytest.mark.slow  # 64,000 IPOT steps (~10 s); the fast suite checks the LP objective on the Gaussians above
 def test_ipot_objective_equals_the_lp_barycenter(small_lp):
     """The LP is degenerate (its barycenter is not unique: L1(q, q_LP) ~ 0.08 at equal objective), so compare
     the objective sum_k lambda_k W(q, p_k), evaluated exactly at IPOT's q."""

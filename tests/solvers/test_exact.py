@@ -120,6 +120,11 @@ def test_emd_tiny_and_zero_weights_match_pot(rng):
         out = ot_jax.emd(cost, a, b)
         _certified(out, cost, a, b, ot.emd2(a, b, cost))
         assert np.all(np.isfinite(np.asarray(out.f))) and np.all(np.isfinite(np.asarray(out.g)))
+    # Exact zeros are left out of the simplex: no flow, and their duals are the tightest ones.
+    reduced = cost - np.asarray(out.f)[:, None] - np.asarray(out.g)[None, :]
+    assert np.all(np.asarray(out.plan)[a == 0] == 0) and np.all(np.asarray(out.plan)[:, b == 0] == 0)
+    np.testing.assert_allclose(reduced[a == 0].min(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(reduced[:, b == 0].min(axis=0), 0.0, atol=1e-12)
 
 
 def test_emd_degenerate_integer_costs_and_single_rows(rng):
