@@ -9,9 +9,11 @@ ignored. The ground cost between words is the Euclidean distance of their vector
 
     WMD(a, b) = min_{T >= 0, T 1 = d_a, T^T 1 = d_b} <C, T>.
 
-Lower bounds (Kusner et al., section 4), ``WCD <= RWMD <= WMD``:
+Lower bounds (Kusner et al., section 4), ``WCD <= WMD`` and ``RWMD <= WMD`` (neither bounds the
+other: RWMD is usually the tighter, but a document of two distant words against one that
+puts 0.99 of its mass on the first has RWMD 0 and a large WCD):
 
-* word centroid distance ``WCD = ||E^T d_a - E^T d_b||`` (Jensen's inequality);
+* word centroid distance ``WCD = ||E^T d_a - E^T d_b||`` (the triangle inequality);
 * relaxed WMD ``RWMD = max(sum_i d_a_i min_j C_ij, sum_j d_b_j min_i C_ij)``: each word moves
   all its mass to the nearest word of the other document (one marginal constraint dropped).
 
@@ -251,7 +253,7 @@ def wcd(doc_a, doc_b, embeddings) -> jax.Array:
 
 
 def rwmd(doc_a, doc_b, embeddings) -> jax.Array:
-    """Relaxed WMD, the larger of the two one-constraint relaxations (``WCD <= RWMD <= WMD``);
+    """Relaxed WMD, the larger of the two one-constraint relaxations (``RWMD <= WMD``);
     batches of pairs ``[B, L]`` give ``[B]``."""
     return _bounds(doc_a, doc_b, embeddings)[1]
 
@@ -308,7 +310,7 @@ def _padded(buckets: _Buckets, length: int, index: np.ndarray) -> tuple[np.ndarr
 def _pairwise(queries, corpus, pairs, embeddings, fn, block_size: int):
     """Apply ``fn(ids_a, w_a, ids_b, w_b) -> [B] or tuple`` to the pairs ``(q, c)`` (``pairs: [P, 2]``)
     bucket by bucket, ``block_size`` pairs per call (a last, smaller block padded by repeating a
-    pair up to a power of two, so each pair of buckets compiles a few shapes). Returns the outputs
+    pair up to a power of four, so each pair of buckets compiles a few shapes). Returns the outputs
     in the order of ``pairs``."""
     q_len = {int(k): length for length, ix in queries.members.items() for k in ix}
     c_len = {int(k): length for length, ix in corpus.members.items() for k in ix}
@@ -320,7 +322,7 @@ def _pairwise(queries, corpus, pairs, embeddings, fn, block_size: int):
         rows = np.asarray(rows)
         for start in range(0, rows.size, block_size):
             block = rows[start:start + block_size]
-            size = min(block_size, _bucket_length(block.size, 1))  # a few block shapes, little padding
+            size = min(block_size, 4 ** math.ceil(math.log(block.size, 4)))  # few block shapes, padding < 4x
             fill = np.concatenate([block, np.full(size - block.size, block[-1])])
             ia, wa = _padded(queries, la, pairs[fill, 0])
             ib, wb = _padded(corpus, lb, pairs[fill, 1])
