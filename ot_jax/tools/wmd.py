@@ -192,13 +192,7 @@ def wmd(doc_a, doc_b, embeddings, *, solver: Literal["exact", "ipot", "sinkhorn"
     """
     if solver not in SOLVERS:
         raise ValueError(f"{_FN}: solver must be one of {SOLVERS}, got {solver!r}")
-    embeddings = jnp.asarray(embeddings)
-    if embeddings.ndim != 2 or embeddings.shape[0] == 0:
-        raise ValueError(f"{_FN}: embeddings must be [V, D] with V >= 1, got shape {tuple(embeddings.shape)}")
-    if not jnp.issubdtype(embeddings.dtype, jnp.floating):
-        embeddings = embeddings.astype(jnp.result_type(float))
-    if is_concrete(embeddings) and not np.all(np.isfinite(np.asarray(embeddings))):
-        raise ValueError(f"{_FN}: embeddings contain NaN or inf")
+    embeddings = _embeddings(embeddings)
     ids_a, w_a = _checked(doc_a, "doc_a", embeddings.shape[0])
     ids_b, w_b = _checked(doc_b, "doc_b", embeddings.shape[0])
     if ids_a.ndim != ids_b.ndim or (ids_a.ndim == 2 and ids_a.shape[0] != ids_b.shape[0]):
@@ -259,14 +253,15 @@ def rwmd(doc_a, doc_b, embeddings) -> jax.Array:
 
 
 def _bounds(doc_a, doc_b, embeddings):
-    embeddings = jnp.asarray(embeddings)
-    if embeddings.ndim != 2:
-        raise ValueError(f"{_FN}: embeddings must be [V, D], got shape {tuple(embeddings.shape)}")
+    embeddings = _embeddings(embeddings)
     ids_a, w_a = _checked(doc_a, "doc_a", embeddings.shape[0])
     ids_b, w_b = _checked(doc_b, "doc_b", embeddings.shape[0])
     if ids_a.ndim == 2:
         return _batched_bounds(ids_a, w_a, ids_b, w_b, embeddings)
-    return jax.jit(_bounds_one)(ids_a, w_a, ids_b, w_b, embeddings)
+    return _single_bounds(ids_a, w_a, ids_b, w_b, embeddings)
+
+
+_single_bounds = jax.jit(_bounds_one)
 
 
 @jax.jit
@@ -339,11 +334,14 @@ def _all_pairs(n_q: int, n_c: int) -> np.ndarray:
     return np.stack(np.meshgrid(np.arange(n_q), np.arange(n_c), indexing="ij"), -1).reshape(-1, 2)
 
 
-def _embeddings(embeddings):
+def _embeddings(embeddings) -> jax.Array:
+    """``embeddings: [V, D]`` as a floating array; NaN/inf raise when the values are concrete."""
     embeddings = jnp.asarray(embeddings)
     if embeddings.ndim != 2 or embeddings.shape[0] == 0:
         raise ValueError(f"{_FN}: embeddings must be [V, D] with V >= 1, got shape {tuple(embeddings.shape)}")
-    if not np.all(np.isfinite(np.asarray(embeddings))):
+    if not jnp.issubdtype(embeddings.dtype, jnp.floating):
+        embeddings = embeddings.astype(jnp.result_type(float))
+    if is_concrete(embeddings) and not np.all(np.isfinite(np.asarray(embeddings))):
         raise ValueError(f"{_FN}: embeddings contain NaN or inf")
     return embeddings
 
