@@ -73,6 +73,9 @@ generator-sweeps: $(VENV)/.installed-run
 	$(SWEEP) +sweep=fig2_5_sinkhorn_long
 	$(PY) -m train loop.progress=false experiment=wgan_mixture hydra.run.dir=multirun/fig2_5/wgan
 	$(PY) -m train loop.progress=false experiment=wgan_gp_mixture hydra.run.dir=multirun/fig2_5/wgan_gp
+	$(PY) -m train loop.progress=false experiment=wgan_gp_mixture trainer.latent=uniform hydra.run.dir=multirun/fig2_5/wgan_gp_uniform
+	$(PY) -m train loop.progress=false experiment=wgan_mixture trainer.latent=normal hydra.run.dir=multirun/fig2_5/wgan_normal
+	$(PY) -m train loop.progress=false experiment=generator_mixture trainer.latent=normal hydra.run.dir=multirun/fig2_5/ipot_normal
 	$(PY) scripts/generator_figures.py multirun/fig2_5 --out docs/figures/fig2_5_generators.png --json docs/figures/fig2_5_generators.json
 	$(SWEEP) +sweep=fig2_6_ipot
 	$(SWEEP) +sweep=fig2_6_sliced

@@ -36,19 +36,20 @@ __all__ = ["method_label", "load_runs", "table", "main"]
 
 
 def method_label(config: dict) -> str:
-    """A short name of a run's method from its resolved ``.hydra/config.yaml``."""
+    """A short name of a run's method from its resolved ``.hydra/config.yaml`` (the latent law named when not uniform)."""
     trainer = config["trainer"]
+    noise = f" ({trainer['latent']} noise)" if trainer.get("latent", "uniform") != "uniform" else ""
     if trainer["_target_"].endswith("wgan.build"):
         if trainer.get("clip") is not None:
-            return "WGAN"
-        return "WGAN-GP" if trainer.get("gradient_penalty") else "SN-WGAN"
+            return "WGAN" + noise
+        return ("WGAN-GP" if trainer.get("gradient_penalty") else "SN-WGAN") + noise
     solver = config["loss"]
     name = solver["_target_"].rsplit(".", 1)[-1].removesuffix("_loss")
     if name == "sinkhorn":
-        return f"Sinkhorn ε={solver['epsilon']:g}" + (" (rel.)" if solver.get("relative_epsilon") else "")
+        return f"Sinkhorn ε={solver['epsilon']:g}" + (" (rel.)" if solver.get("relative_epsilon") else "") + noise
     if name == "ipot":
-        return "IPOT" + (f" β={solver['beta']:g}" if solver.get("beta") is not None else "")
-    return {"exact": "exact (EMD)", "sliced": "sliced W2"}.get(name, name)
+        return "IPOT" + (f" β={solver['beta']:g}" if solver.get("beta") is not None else "") + noise
+    return {"exact": "exact (EMD)", "sliced": "sliced W2"}.get(name, name) + noise
 
 
 def load_runs(sweep_dirs: list[str]) -> list[dict]:
