@@ -134,7 +134,7 @@ def points_figure(runs: list[dict], out: str, title: str, columns: int = 5) -> N
         row[0].set_ylabel(f"{run['label']}\nmodes {m.get('modes_covered')}, std ×{m.get('std_ratio', 0):.2f}",
                           fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
@@ -156,7 +156,7 @@ def images_figure(runs: list[dict], out: str, title: str) -> None:
         ax.set_title(f"{run['label']}: {m.get('digits_covered')} of 10 digits covered", fontsize=9)
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
