@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow bench figures sweeps density-sweeps generator-sweeps knn-table robot-tables clean
+.PHONY: run test test-slow docs bench figures sweeps density-sweeps generator-sweeps knn-table robot-tables clean
 .DEFAULT_GOAL := run
 
 $(PY):
@@ -28,6 +28,15 @@ test: $(VENV)/.installed-dev
 
 test-slow: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -n auto -m slow
+
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PIP) install -e ".[docs]"
+	@touch $(VENV)/.installed-run $@
+
+# The documentation site (docs/_build/site): every public name needs a docstring and
+# mkdocs builds with --strict (a warning, e.g. a broken link, is an error).
+docs: $(VENV)/.installed-docs
+	$(PY) scripts/build_docs.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_exact.py
