@@ -1,10 +1,11 @@
 """ot-jax: optimal transport in JAX, exact when you need it, fast, differentiable.
 
->>> import jax, ot_jax
->>> x = jax.random.normal(jax.random.PRNGKey(0), (128, 2))
->>> out = ot_jax.ipot(ot_jax.PointCloud(x, x + 1.0))
->>> round(float(out.cost), 3)
-2.0
+Examples:
+    >>> import jax, ot_jax
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (128, 2))
+    >>> out = ot_jax.ipot(ot_jax.PointCloud(x, x + 1.0))
+    >>> round(float(out.cost), 3)
+    2.0
 """
 
 from ot_jax import geometry, losses, nn, solvers, tools

@@ -97,10 +97,11 @@ def simulate_cytometry(key: jax.Array, n: int, *, n_channels: int = 5, n_targets
       (instrument A, shuffled within wells), ``y: [n, p]`` (instrument B), ``match``, the
       validation cells ``x_val: [n_val, d]``, ``y_val: [n_val, p]`` and ``beta``.
 
-    >>> import jax
-    >>> data = simulate_cytometry(jax.random.PRNGKey(0), 1000, well_size=250)
-    >>> data.x_unpaired.shape, data.y.shape, data.beta.shape
-    ((1000, 5), (1000, 5), (6, 5))
+    Examples:
+        >>> import jax
+        >>> data = simulate_cytometry(jax.random.PRNGKey(0), 1000, well_size=250)
+        >>> data.x_unpaired.shape, data.y.shape, data.beta.shape
+        ((1000, 5), (1000, 5), (6, 5))
     """
     if n_channels < 1 or not 1 <= n_targets <= n_channels:
         raise ValueError(f"simulate_cytometry: need n_channels >= 1 and 1 <= n_targets <= n_channels, "

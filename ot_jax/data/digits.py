@@ -86,8 +86,9 @@ def digit_shape(transform: str = "none") -> tuple[int, int, int]:
     """Image shape ``(H, W, C)`` of a digit domain (``8 x 8`` except ``"usps"``: ``16 x 16``;
     ``C = 1`` grey, ``3`` RGB).
 
-    >>> digit_shape("none"), digit_shape("colored"), digit_shape("usps")
-    ((8, 8, 1), (8, 8, 3), (16, 16, 1))
+    Examples:
+        >>> digit_shape("none"), digit_shape("colored"), digit_shape("usps")
+        ((8, 8, 1), (8, 8, 3), (16, 16, 1))
     """
     return _SHAPES[_check_transform(transform, "digit_shape")]
 
@@ -244,9 +245,10 @@ def load_digits(*, transform: str = "none", dtype=np.float32, seed: int = 0,
     Raises:
       ValueError: unknown transform or split, negative seed, or a non-floating dtype.
 
-    >>> x, y = load_digits(transform="colored")
-    >>> x.shape, y.shape, x.dtype.name
-    ((1797, 192), (1797,), 'float32')
+    Examples:
+        >>> x, y = load_digits(transform="colored")
+        >>> x.shape, y.shape, x.dtype.name
+        ((1797, 192), (1797,), 'float32')
     """
     fn = "load_digits"
     _check_transform(transform, fn)
@@ -290,11 +292,12 @@ def array_sampler(data):
     Raises:
       ValueError: ``data`` not 2-D or empty.
 
-    >>> import jax, numpy as np
-    >>> f = array_sampler(np.arange(6.0).reshape(3, 2))
-    >>> x = f(jax.random.PRNGKey(0), 4)
-    >>> x.shape, bool((x[:, 1] - x[:, 0] == 1).all())
-    ((4, 2), True)
+    Examples:
+        >>> import jax, numpy as np
+        >>> f = array_sampler(np.arange(6.0).reshape(3, 2))
+        >>> x = f(jax.random.PRNGKey(0), 4)
+        >>> x.shape, bool((x[:, 1] - x[:, 0] == 1).all())
+        ((4, 2), True)
     """
     arr = jnp.asarray(data, dtype=_float())
     if arr.ndim != 2 or arr.shape[0] == 0:
@@ -359,10 +362,11 @@ def digits(key, n: int, *, transform: str = "none", classes=None, seed: int = 0,
     Raises:
       ValueError: unknown transform or split, bad classes / seed / ``n``.
 
-    >>> import jax
-    >>> x = digits(jax.random.PRNGKey(0), 4, transform="inverted", classes=[0, 1])
-    >>> x.shape
-    (4, 64)
+    Examples:
+        >>> import jax
+        >>> x = digits(jax.random.PRNGKey(0), 4, transform="inverted", classes=[0, 1])
+        >>> x.shape
+        (4, 64)
     """
     fn = "digits"
     n = _check_n(n, fn)

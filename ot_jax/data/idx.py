@@ -38,12 +38,13 @@ def read_idx(path) -> np.ndarray:
       ValueError: bad magic, unknown type code, truncated file or trailing bytes.
       OSError: the file cannot be read (or is a corrupt gzip stream).
 
-    >>> import os, tempfile, numpy as np
-    >>> p = os.path.join(tempfile.mkdtemp(), "a.idx.gz")
-    >>> write_idx(p, np.arange(6, dtype=np.uint8).reshape(2, 3))
-    >>> read_idx(p)
-    array([[0, 1, 2],
-           [3, 4, 5]], dtype=uint8)
+    Examples:
+        >>> import os, tempfile, numpy as np
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.idx.gz")
+        >>> write_idx(p, np.arange(6, dtype=np.uint8).reshape(2, 3))
+        >>> read_idx(p)
+        array([[0, 1, 2],
+               [3, 4, 5]], dtype=uint8)
     """
     with open(path, "rb") as fh:
         raw = fh.read()

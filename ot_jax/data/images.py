@@ -34,10 +34,11 @@ def sample_image(name: str = "china", *, stride: int = 1, dtype=np.float64) -> n
     Raises:
       ValueError: unknown name, stride < 1, or a non-floating dtype.
 
-    >>> from ot_jax.data import sample_image
-    >>> img = sample_image("flower", stride=8)
-    >>> img.shape, float(img.min()) >= 0.0, float(img.max()) <= 1.0
-    ((54, 80, 3), True, True)
+    Examples:
+        >>> from ot_jax.data import sample_image
+        >>> img = sample_image("flower", stride=8)
+        >>> img.shape, float(img.min()) >= 0.0, float(img.max()) <= 1.0
+        ((54, 80, 3), True, True)
     """
     key = str(name).lower()
     if key.endswith(".jpg"):
@@ -68,9 +69,10 @@ def convert_format(x, from_shape, to_shape):
     Raises:
       ValueError: the rows do not hold ``H W C`` values, or ``C`` and ``C'`` are both > 1 and differ.
 
-    >>> import numpy as np
-    >>> convert_format(np.ones((2, 16)), (4, 4, 1), (8, 8, 3)).shape
-    (2, 192)
+    Examples:
+        >>> import numpy as np
+        >>> convert_format(np.ones((2, 16)), (4, 4, 1), (8, 8, 3)).shape
+        (2, 192)
     """
     import jax
     import jax.numpy as jnp

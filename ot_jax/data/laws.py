@@ -6,12 +6,13 @@ deterministic given ``key`` and jit-compatible with ``n`` static; every
 parameter after ``n`` is keyword-only, so ``functools.partial(f, **params)``
 (what Hydra's ``_partial_: true`` builds) is again a sampler:
 
->>> import functools, jax
->>> from ot_jax.data.laws import eight_gaussians
->>> sampler = functools.partial(eight_gaussians, radius=2.0, std=0.02)
->>> x = jax.jit(sampler, static_argnums=1)(jax.random.PRNGKey(0), 256)
->>> x.shape
-(256, 2)
+Examples:
+    >>> import functools, jax
+    >>> from ot_jax.data.laws import eight_gaussians
+    >>> sampler = functools.partial(eight_gaussians, radius=2.0, std=0.02)
+    >>> x = jax.jit(sampler, static_argnums=1)(jax.random.PRNGKey(0), 256)
+    >>> x.shape
+    (256, 2)
 
 Parameters are validated (``ValueError``) when they are concrete values, which
 is always the case for Hydra/Python constants; traced parameters are accepted
@@ -111,10 +112,11 @@ def gaussian(key, n: int, *, mean: Sequence[float], std: float | Sequence[float]
     Raises:
       ValueError: empty / non-1-D mean, negative or mis-shaped std, bad ``n``.
 
-    >>> import jax
-    >>> x = gaussian(jax.random.PRNGKey(0), 4, mean=[0.0, 1.0, 2.0], std=0.1)
-    >>> x.shape
-    (4, 3)
+    Examples:
+        >>> import jax
+        >>> x = gaussian(jax.random.PRNGKey(0), 4, mean=[0.0, 1.0, 2.0], std=0.1)
+        >>> x.shape
+        (4, 3)
     """
     fn = "gaussian"
     n = _check_n(n, fn)
@@ -192,11 +194,12 @@ def gaussian_mixture(key, n: int, *, means, stds: float | Sequence = 1.0, weight
     Raises:
       ValueError: bad shapes, negative stds, negative or zero-sum weights, bad ``n``.
 
-    >>> import jax
-    >>> x = gaussian_mixture(jax.random.PRNGKey(0), 4, means=[[0.0, 0.0], [5.0, 5.0]],
-    ...                      stds=[0.1, 0.2], weights=[1.0, 3.0])
-    >>> x.shape
-    (4, 2)
+    Examples:
+        >>> import jax
+        >>> x = gaussian_mixture(jax.random.PRNGKey(0), 4, means=[[0.0, 0.0], [5.0, 5.0]],
+        ...                      stds=[0.1, 0.2], weights=[1.0, 3.0])
+        >>> x.shape
+        (4, 2)
     """
     fn = "gaussian_mixture"
     n = _check_n(n, fn)
@@ -234,8 +237,9 @@ def eight_gaussians_modes(radius: float = 2.0) -> np.ndarray:
     Returns:
       ``[8, 2]`` float64 NumPy array.
 
-    >>> eight_gaussians_modes(1.0)[:3].round(3).tolist()
-    [[1.0, 0.0], [0.707, 0.707], [0.0, 1.0]]
+    Examples:
+        >>> eight_gaussians_modes(1.0)[:3].round(3).tolist()
+        [[1.0, 0.0], [0.707, 0.707], [0.0, 1.0]]
     """
     r = float(radius)
     if not (math.isfinite(r) and r >= 0):
@@ -290,8 +294,9 @@ def grid_gaussians_modes(size: int = 5, spacing: float = 2.0) -> np.ndarray:
     Returns:
       ``[size^2, 2]`` float64 NumPy array.
 
-    >>> grid_gaussians_modes(2, 1.0).tolist()
-    [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]
+    Examples:
+        >>> grid_gaussians_modes(2, 1.0).tolist()
+        [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"grid_gaussians_modes: size must be an int >= 1, got {size!r}")
@@ -373,10 +378,11 @@ def uniform(key, n: int, *, low, high) -> jax.Array:
     Returns:
       ``[n, d]`` samples, jax's default float dtype.
 
-    >>> import jax
-    >>> x = uniform(jax.random.PRNGKey(0), 4, low=[-1.0, 0.0], high=1.0)
-    >>> x.shape, bool((x[:, 1] >= 0).all())
-    ((4, 2), True)
+    Examples:
+        >>> import jax
+        >>> x = uniform(jax.random.PRNGKey(0), 4, low=[-1.0, 0.0], high=1.0)
+        >>> x.shape, bool((x[:, 1] >= 0).all())
+        ((4, 2), True)
     """
     fn = "uniform"
     n = _check_n(n, fn)

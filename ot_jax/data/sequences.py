@@ -56,10 +56,11 @@ def digit_addition(key: jax.Array, n: int, *, n_digits: int = 4) -> tuple[jax.Ar
       ``(src [n, 2 L], tgt [n, L + 1])`` int32: the two operands' digits and the digits
       of their sum, most significant first (:func:`addition_target`).
 
-    >>> import jax, ot_jax.data.sequences as s
-    >>> src, tgt = s.digit_addition(jax.random.PRNGKey(0), 3, n_digits=2)
-    >>> src.shape, tgt.shape
-    ((3, 4), (3, 3))
+    Examples:
+        >>> import jax, ot_jax.data.sequences as s
+        >>> src, tgt = s.digit_addition(jax.random.PRNGKey(0), 3, n_digits=2)
+        >>> src.shape, tgt.shape
+        ((3, 4), (3, 3))
     """
     if isinstance(n_digits, bool) or not isinstance(n_digits, int) or n_digits < 1:
         raise ValueError(f"digit_addition: n_digits must be an integer >= 1, got {n_digits!r}")

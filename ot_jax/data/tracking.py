@@ -56,9 +56,10 @@ def moving_objects(key: jax.Array, n_objects: int, n_frames: int, *, angle: floa
     """``n_objects`` objects over ``n_frames`` frames (module docstring); starts uniform in the
     disc of ``radius`` around ``center``. Deterministic given ``key``.
 
-    >>> tracks = moving_objects(jax.random.PRNGKey(0), 5, 4)
-    >>> tracks.detections.shape, tracks.identity.shape
-    ((4, 5, 2), (4, 5))
+    Examples:
+        >>> tracks = moving_objects(jax.random.PRNGKey(0), 5, 4)
+        >>> tracks.detections.shape, tracks.identity.shape
+        ((4, 5, 2), (4, 5))
     """
     if n_objects < 1 or n_frames < 2:
         raise ValueError(f"moving_objects: needs n_objects >= 1 and n_frames >= 2, got {n_objects}, {n_frames}")

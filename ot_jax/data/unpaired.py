@@ -134,10 +134,11 @@ def shuffled_regression(key: jax.Array, n: int, *, d_paired: int = 0, d_unpaired
     Returns:
       :class:`Unpaired`.
 
-    >>> import jax
-    >>> data = shuffled_regression(jax.random.PRNGKey(0), 100, d_paired=2, d_unpaired=3, shuffled=0.5)
-    >>> data.y.shape, data.x_unpaired.shape, data.x_val.shape
-    ((100, 1), (100, 3), (100, 5))
+    Examples:
+        >>> import jax
+        >>> data = shuffled_regression(jax.random.PRNGKey(0), 100, d_paired=2, d_unpaired=3, shuffled=0.5)
+        >>> data.y.shape, data.x_unpaired.shape, data.x_val.shape
+        ((100, 1), (100, 3), (100, 5))
     """
     if n < 2 or d_unpaired < 1 or d_paired < 0 or n_outputs < 1:
         raise ValueError(f"shuffled_regression: need n >= 2, d_unpaired >= 1, d_paired >= 0, n_outputs >= 1, "

@@ -146,11 +146,12 @@ class SobelCost(CostFn):
     ``channels_x != channels_y``: pass ``image_shape`` for ``x`` and ``y_channels`` for
     ``y`` (default: the same as ``x``). Convolutions use zero padding ("SAME").
 
-    >>> import jax.numpy as jnp
-    >>> c = SobelCost(image_shape=(8, 8, 1))
-    >>> x = jnp.zeros(64).at[27].set(1.0)
-    >>> float(c(x, x)), float(c(x, -x)), float(c(x, 2 * x)) > 0   # |edges| ignore the sign
-    (0.0, 0.0, True)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> c = SobelCost(image_shape=(8, 8, 1))
+        >>> x = jnp.zeros(64).at[27].set(1.0)
+        >>> float(c(x, x)), float(c(x, -x)), float(c(x, 2 * x)) > 0   # |edges| ignore the sign
+        (0.0, 0.0, True)
     """
 
     image_shape: tuple = (8, 8, 1)

@@ -21,10 +21,11 @@ class Geometry(AbstractGeometry):
     Args:
       cost: ``[n, m]`` cost matrix.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> geom = ot_jax.Geometry(jnp.array([[0.0, 1.0], [1.0, 0.0]]))
-    >>> geom.shape
-    (2, 2)
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> geom = ot_jax.Geometry(jnp.array([[0.0, 1.0], [1.0, 0.0]]))
+        >>> geom.shape
+        (2, 2)
     """
 
     cost: jax.Array

@@ -131,14 +131,15 @@ class Grid(AbstractGeometry):
       ValueError: no axes or more than 3, an axis that is not 1-D, is empty,
         is complex, or (for concrete arrays) holds NaN/inf; a bad ``batch_size``.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> grid = ot_jax.Grid.regular((4, 3))          # 4 x 3 points in [0, 1]^2
-    >>> grid.shape, grid.grid_shape
-    ((12, 12), (4, 3))
-    >>> h = jnp.linspace(-1.0, 1.0, 12)
-    >>> dense = ot_jax.Geometry(grid.cost_matrix)
-    >>> bool(jnp.allclose(grid.lse(h, 0.1, axis=1), dense.lse(h, 0.1, axis=1)))
-    True
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> grid = ot_jax.Grid.regular((4, 3))          # 4 x 3 points in [0, 1]^2
+        >>> grid.shape, grid.grid_shape
+        ((12, 12), (4, 3))
+        >>> h = jnp.linspace(-1.0, 1.0, 12)
+        >>> dense = ot_jax.Geometry(grid.cost_matrix)
+        >>> bool(jnp.allclose(grid.lse(h, 0.1, axis=1), dense.lse(h, 0.1, axis=1)))
+        True
     """
 
     axes: tuple[jax.Array, ...]
@@ -189,8 +190,9 @@ class Grid(AbstractGeometry):
         Returns:
           A :class:`Grid` with ``grid_shape == tuple(shape)``.
 
-        >>> Grid.regular((3,), bounds=(0, 2)).axes[0].tolist()
-        [0.0, 1.0, 2.0]
+        Examples:
+            >>> Grid.regular((3,), bounds=(0, 2)).axes[0].tolist()
+            [0.0, 1.0, 2.0]
         """
         shape = tuple(shape)
         if not all(isinstance(k, (int, np.integer)) and k > 0 for k in shape):

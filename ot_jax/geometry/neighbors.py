@@ -39,13 +39,14 @@ def nearest_neighbors(x, y, *, k: int = 1, block_size: int | None = None):
       in increasing distance (``sq_dist[:, k - 1]`` is the k-NN radius squared; a
       point of ``x`` that is also in ``y`` is its own 0-th neighbour).
 
-    >>> import jax.numpy as jnp
-    >>> from ot_jax.geometry import nearest_neighbors
-    >>> idx, d2 = nearest_neighbors(jnp.array([[0.0], [2.9]]), jnp.array([[1.0], [3.0], [0.2]]))
-    >>> idx.tolist(), [round(float(v), 4) for v in d2]
-    ([2, 1], [0.04, 0.01])
-    >>> nearest_neighbors(jnp.array([[0.0]]), jnp.array([[1.0], [3.0], [0.2]]), k=2)[0].tolist()
-    [[2, 0]]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from ot_jax.geometry import nearest_neighbors
+        >>> idx, d2 = nearest_neighbors(jnp.array([[0.0], [2.9]]), jnp.array([[1.0], [3.0], [0.2]]))
+        >>> idx.tolist(), [round(float(v), 4) for v in d2]
+        ([2, 1], [0.04, 0.01])
+        >>> nearest_neighbors(jnp.array([[0.0]]), jnp.array([[1.0], [3.0], [0.2]]), k=2)[0].tolist()
+        [[2, 0]]
     """
     fn = "nearest_neighbors"
     x = check_points(x, "x", fn)

@@ -50,10 +50,11 @@ class PointCloud(AbstractGeometry):
         the number of devices on ``axis_name`` (pad with points of zero weight).
       axis_name: the mesh axis to shard the points over; default the mesh's only axis.
 
-    >>> import jax, ot_jax
-    >>> x = jax.random.normal(jax.random.PRNGKey(0), (5, 2))
-    >>> ot_jax.PointCloud(x, x + 1.0).shape
-    (5, 5)
+    Examples:
+        >>> import jax, ot_jax
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (5, 2))
+        >>> ot_jax.PointCloud(x, x + 1.0).shape
+        (5, 5)
     """
 
     x: jax.Array

@@ -145,14 +145,15 @@ def critic_step(params, opt_state, real: jax.Array, fake: jax.Array, key: jax.Ar
     Returns:
       :class:`CriticStep`.
 
-    >>> import jax, jax.numpy as jnp, optax
-    >>> from ot_jax.losses.adversarial import critic_step
-    >>> fn = lambda w: (lambda x: x @ w)  # a linear critic f(x) = <w, x>
-    >>> tx = optax.sgd(1.0)
-    >>> real, fake = jnp.ones((4, 2)), jnp.zeros((4, 2))
-    >>> out = critic_step(jnp.zeros(2), tx.init(jnp.zeros(2)), real, fake, critic_fn=fn, tx=tx, clip=0.5)
-    >>> out.params.tolist(), float(out.objective)
-    ([0.5, 0.5], 0.0)
+    Examples:
+        >>> import jax, jax.numpy as jnp, optax
+        >>> from ot_jax.losses.adversarial import critic_step
+        >>> fn = lambda w: (lambda x: x @ w)  # a linear critic f(x) = <w, x>
+        >>> tx = optax.sgd(1.0)
+        >>> real, fake = jnp.ones((4, 2)), jnp.zeros((4, 2))
+        >>> out = critic_step(jnp.zeros(2), tx.init(jnp.zeros(2)), real, fake, critic_fn=fn, tx=tx, clip=0.5)
+        >>> out.params.tolist(), float(out.objective)
+        ([0.5, 0.5], 0.0)
     """
     if clip is not None and not clip > 0:
         raise ValueError(f"critic_step: clip must be > 0 (or None for no clipping), got {clip}")

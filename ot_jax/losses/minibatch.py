@@ -159,13 +159,14 @@ def ipot_loss(
       :class:`MinibatchLoss` with ``value = <C, P>`` (scalar), IPOT's ``status``,
       ``converged`` and ``n_iters``.
 
-    >>> import jax, ot_jax, ot_jax.losses.minibatch
-    >>> x = jax.random.uniform(jax.random.PRNGKey(0), (32, 2))
-    >>> y = jax.random.uniform(jax.random.PRNGKey(1), (32, 2))
-    >>> out = ot_jax.losses.minibatch.ipot_loss(None, x, y, tol=1e-3, max_iters=1000)
-    >>> exact = ot_jax.losses.minibatch.exact_loss(None, x, y)
-    >>> bool(out.converged), bool(abs(out.value - exact.value) < 1e-3 * exact.value)
-    (True, True)
+    Examples:
+        >>> import jax, ot_jax, ot_jax.losses.minibatch
+        >>> x = jax.random.uniform(jax.random.PRNGKey(0), (32, 2))
+        >>> y = jax.random.uniform(jax.random.PRNGKey(1), (32, 2))
+        >>> out = ot_jax.losses.minibatch.ipot_loss(None, x, y, tol=1e-3, max_iters=1000)
+        >>> exact = ot_jax.losses.minibatch.exact_loss(None, x, y)
+        >>> bool(out.converged), bool(abs(out.value - exact.value) < 1e-3 * exact.value)
+        (True, True)
     """
     fn = "ipot_loss"
     x, y = _check_points(x, y, fn)
@@ -212,11 +213,12 @@ def sinkhorn_loss(
     Returns:
       :class:`MinibatchLoss` with the scalar value, Sinkhorn's ``status``, ``converged`` and ``n_iters``.
 
-    >>> import jax, ot_jax.losses.minibatch
-    >>> x = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
-    >>> out = ot_jax.losses.minibatch.sinkhorn_loss(None, x, x, epsilon=1.0, relative_epsilon=True)
-    >>> bool(out.converged), bool(out.value > 0.5)  # even y = x is far from 0: the blurred plan
-    (True, True)
+    Examples:
+        >>> import jax, ot_jax.losses.minibatch
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
+        >>> out = ot_jax.losses.minibatch.sinkhorn_loss(None, x, x, epsilon=1.0, relative_epsilon=True)
+        >>> bool(out.converged), bool(out.value > 0.5)  # even y = x is far from 0: the blurred plan
+        (True, True)
     """
     fn = "sinkhorn_loss"
     if objective not in _OBJECTIVES:
@@ -260,10 +262,11 @@ def exact_loss(
     Raises:
       ValueError: unknown method, ``n != m`` with an assignment method, bad shapes.
 
-    >>> import jax.numpy as jnp, ot_jax.losses.minibatch
-    >>> x, y = jnp.array([[0.0], [1.0]]), jnp.array([[1.5], [0.0]])
-    >>> float(ot_jax.losses.minibatch.exact_loss(None, x, y).value)  # (0^2 + 0.5^2) / 2
-    0.125
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax.losses.minibatch
+        >>> x, y = jnp.array([[0.0], [1.0]]), jnp.array([[1.5], [0.0]])
+        >>> float(ot_jax.losses.minibatch.exact_loss(None, x, y).value)  # (0^2 + 0.5^2) / 2
+        0.125
     """
     fn = "exact_loss"
     _exact.check_method(method, _EXACT_METHODS, fn)

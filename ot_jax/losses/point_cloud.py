@@ -96,11 +96,12 @@ def chamfer_distance(x, y, *, p: float = 2.0, block_size: int | None = None) -> 
       ValueError: arrays not 2-D, empty, of different dimension d, ``p <= 0``,
         or (for concrete inputs) NaN/inf points.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0]])
-    >>> y = jnp.array([[0.0, 0.5], [1.0, 0.0], [1.0, 0.0]])
-    >>> round(float(ot_jax.chamfer_distance(x, y)), 6)  # (0.25 + 0) / 2 + (0.25 + 0 + 0) / 3
-    0.208333
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0]])
+        >>> y = jnp.array([[0.0, 0.5], [1.0, 0.0], [1.0, 0.0]])
+        >>> round(float(ot_jax.chamfer_distance(x, y)), 6)  # (0.25 + 0) / 2 + (0.25 + 0 + 0) / 3
+        0.208333
     """
     fn = "chamfer_distance"
     p = _check_p(p, fn)
@@ -168,10 +169,11 @@ def exact_loss(x, y, a=None, b=None, *, p: float = 2.0, method: str = "hungarian
       ValueError: bad shapes, ``n != m`` or weights with an assignment method,
         unknown method, ``p <= 0``, NaN/inf points (concrete inputs).
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
-    >>> float(ot_jax.exact_loss(x, x[::-1] + jnp.array([0.0, 1.0])))  # a shuffle, then a shift by 1
-    1.0
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+        >>> float(ot_jax.exact_loss(x, x[::-1] + jnp.array([0.0, 1.0])))  # a shuffle, then a shift by 1
+        1.0
     """
     fn = "exact_loss"
     p = _check_p(p, fn)

@@ -81,11 +81,12 @@ def robot_loss(cost, a=None, b=None, *, epsilon, grad_mode: str = "implicit", ma
       solver's :class:`~ot_jax.solvers.results.EntropicResult` (plan, potentials, status; with
       ``mass``, of the augmented ``[n + 1, m + 1]`` problem, dummy row and column last).
 
-    >>> import jax, jax.numpy as jnp
-    >>> x = jax.random.normal(jax.random.PRNGKey(0), (50, 2)); y = x @ jnp.array([1.0, -2.0])
-    >>> loss = lambda w: robot_loss(residual_cost(y[::-1], x @ w), epsilon=1e-2)[0]
-    >>> float(loss(jnp.array([1.0, -2.0]))) < float(loss(jnp.array([1.0, 0.0])))
-    True
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (50, 2)); y = x @ jnp.array([1.0, -2.0])
+        >>> loss = lambda w: robot_loss(residual_cost(y[::-1], x @ w), epsilon=1e-2)[0]
+        >>> float(loss(jnp.array([1.0, -2.0]))) < float(loss(jnp.array([1.0, 0.0])))
+        True
     """
     if grad_mode not in GRAD_MODES:
         raise ValueError(f"robot_loss: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")

@@ -91,18 +91,19 @@ def spot_objective(generator, critics: Sequence, batch: Sequence[jax.Array], key
     Returns:
       ``(L, SpotTerms(transport, gaps))``.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from ot_jax.geometry import Euclidean
-    >>> class Shift:  # G(Z) = (Z, Z + 5 e_1)
-    ...     latent_dim = 2
-    ...     def __call__(self, z):
-    ...         return z, z + jnp.array([5.0, 0.0])
-    >>> critic = lambda x: x[:, 0]  # 1-Lipschitz
-    >>> batch = (jnp.zeros((4, 2)), jnp.zeros((4, 2)))
-    >>> value, terms = spot_objective(Shift(), [critic, critic], batch, jax.random.PRNGKey(0),
-    ...                               cost_fn=Euclidean(), eta=10.0)
-    >>> round(float(terms.transport), 4)
-    5.0
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from ot_jax.geometry import Euclidean
+        >>> class Shift:  # G(Z) = (Z, Z + 5 e_1)
+        ...     latent_dim = 2
+        ...     def __call__(self, z):
+        ...         return z, z + jnp.array([5.0, 0.0])
+        >>> critic = lambda x: x[:, 0]  # 1-Lipschitz
+        >>> batch = (jnp.zeros((4, 2)), jnp.zeros((4, 2)))
+        >>> value, terms = spot_objective(Shift(), [critic, critic], batch, jax.random.PRNGKey(0),
+        ...                               cost_fn=Euclidean(), eta=10.0)
+        >>> round(float(terms.transport), 4)
+        5.0
     """
     n = _check_spot_inputs(critics, batch, eta)
     z = jax.random.normal(key, (n, generator.latent_dim), dtype=batch[0].dtype)

@@ -4,10 +4,11 @@ Modules in :mod:`ot_jax.nn` take their ``activation`` arguments as strings (whic
 keeps them static, hashable configuration) and resolve them with
 :func:`activation`.
 
->>> import jax.numpy as jnp
->>> from ot_jax.nn import activation
->>> [round(float(v), 3) for v in activation("leaky_relu")(jnp.array([-1.0, 2.0]))]
-[-0.2, 2.0]
+Examples:
+    >>> import jax.numpy as jnp
+    >>> from ot_jax.nn import activation
+    >>> [round(float(v), 3) for v in activation("leaky_relu")(jnp.array([-1.0, 2.0]))]
+    [-0.2, 2.0]
 """
 
 from __future__ import annotations

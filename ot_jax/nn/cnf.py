@@ -25,12 +25,13 @@ is a pure function: ``jit``, ``vmap`` and ``grad`` (through the chosen adjoint) 
 Differentiable parameters of the field must travel in ``args`` (the backsolve
 adjoint only differentiates ``args``, not closed-over arrays).
 
->>> import jax, jax.numpy as jnp
->>> from ot_jax.nn.cnf import FlowSettings, push_forward
->>> field = lambda t, z, a: a * z  # dz/dt = a z: z(1) = e^a z(0), log-density drops by a d
->>> out = push_forward(field, jnp.zeros((3, 2)), args=jnp.asarray(0.5))
->>> round(float(out.log_density[0] - (-jnp.log(2 * jnp.pi) - 1.0)), 5)
-0.0
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from ot_jax.nn.cnf import FlowSettings, push_forward
+    >>> field = lambda t, z, a: a * z  # dz/dt = a z: z(1) = e^a z(0), log-density drops by a d
+    >>> out = push_forward(field, jnp.zeros((3, 2)), args=jnp.asarray(0.5))
+    >>> round(float(out.log_density[0] - (-jnp.log(2 * jnp.pi) - 1.0)), 5)
+    0.0
 """
 
 from __future__ import annotations

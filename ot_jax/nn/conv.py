@@ -9,16 +9,17 @@ upsampling generators (Radford, Metz & Chintala, 2016) with nearest-neighbour
 upsampling + 3x3 convolutions instead of transposed convolutions (Odena, Dumoulin
 & Olah, 2016, "Deconvolution and checkerboard artifacts").
 
->>> import jax.numpy as jnp
->>> from flax import nnx
->>> from ot_jax.nn import ConvCritic, ImageGenerator
->>> g = ImageGenerator(4, [(8, 8, 1), (8, 8, 1)], hidden=8, channels=(4, 4), rngs=nnx.Rngs(0))
->>> x, y = g(jnp.zeros((2, 4)))       # two coupled 8x8 grey images, flat
->>> x.shape
-(2, 64)
->>> f = ConvCritic((8, 8, 1), channels=(4, 4), rngs=nnx.Rngs(0))
->>> f(x).shape
-(2,)
+Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from ot_jax.nn import ConvCritic, ImageGenerator
+    >>> g = ImageGenerator(4, [(8, 8, 1), (8, 8, 1)], hidden=8, channels=(4, 4), rngs=nnx.Rngs(0))
+    >>> x, y = g(jnp.zeros((2, 4)))       # two coupled 8x8 grey images, flat
+    >>> x.shape
+    (2, 64)
+    >>> f = ConvCritic((8, 8, 1), channels=(4, 4), rngs=nnx.Rngs(0))
+    >>> f(x).shape
+    (2,)
 """
 
 from __future__ import annotations

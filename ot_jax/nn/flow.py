@@ -5,16 +5,17 @@
 ``z(1)`` into the K coupled marginals, so the joint density of the generated tuple is
 known at every sample (thesis §3.4: density recovery of the transport plan).
 
->>> import jax, jax.numpy as jnp
->>> from flax import nnx
->>> from ot_jax.nn import FlowGenerator
->>> g = FlowGenerator([1, 1], hidden=[16], rngs=nnx.Rngs(0))
->>> x, y = g(jnp.ones((4, 2)))  # the last layer starts at zero: the identity map
->>> float(jnp.max(jnp.abs(x - 1.0)))
-0.0
->>> out = g.flow(jnp.zeros((4, 2)))  # points and their joint log-density
->>> round(float(out.log_density[0]), 4)  # log N(0; 0, I_2)
--1.8379
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from ot_jax.nn import FlowGenerator
+    >>> g = FlowGenerator([1, 1], hidden=[16], rngs=nnx.Rngs(0))
+    >>> x, y = g(jnp.ones((4, 2)))  # the last layer starts at zero: the identity map
+    >>> float(jnp.max(jnp.abs(x - 1.0)))
+    0.0
+    >>> out = g.flow(jnp.zeros((4, 2)))  # points and their joint log-density
+    >>> round(float(out.log_density[0]), 4)  # log N(0; 0, I_2)
+    -1.8379
 """
 
 from __future__ import annotations

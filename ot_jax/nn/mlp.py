@@ -10,15 +10,16 @@ share no parameters or share an MLP trunk.
 Parameters are created in ``param_dtype``; ``None`` (default) means JAX's default
 float (float32, or float64 when ``jax_enable_x64`` is on).
 
->>> import jax.numpy as jnp
->>> from flax import nnx
->>> from ot_jax.nn import Critic, Generator
->>> f = Critic(3, hidden=[16, 16], rngs=nnx.Rngs(0))
->>> f(jnp.ones((5, 3))).shape
-(5,)
->>> g = Generator(2, [3, 4], hidden=[8], rngs=nnx.Rngs(0))
->>> [y.shape for y in g(jnp.ones((5, 2)))]
-[(5, 3), (5, 4)]
+Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from ot_jax.nn import Critic, Generator
+    >>> f = Critic(3, hidden=[16, 16], rngs=nnx.Rngs(0))
+    >>> f(jnp.ones((5, 3))).shape
+    (5,)
+    >>> g = Generator(2, [3, 4], hidden=[8], rngs=nnx.Rngs(0))
+    >>> [y.shape for y in g(jnp.ones((5, 2)))]
+    [(5, 3), (5, 4)]
 """
 
 from __future__ import annotations

@@ -9,14 +9,15 @@ embedding can be a *mixture* of token embeddings (:meth:`Seq2SeqGRU.embed_soft`)
 which is what soft beam search feeds it (Xie et al., 2020, "Differentiable Top-k with
 Optimal Transport", NeurIPS).
 
->>> import jax.numpy as jnp
->>> from flax import nnx
->>> from ot_jax.nn import Seq2SeqGRU
->>> m = Seq2SeqGRU(10, 10, 8, hidden=16, embed=8, rngs=nnx.Rngs(0))
->>> c = m.encode(jnp.zeros((2, 8), jnp.int32))
->>> h, logits = m.step(c, c, m.embed(m.bos * jnp.ones(2, jnp.int32)))
->>> h.shape, logits.shape
-((2, 16), (2, 10))
+Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from ot_jax.nn import Seq2SeqGRU
+    >>> m = Seq2SeqGRU(10, 10, 8, hidden=16, embed=8, rngs=nnx.Rngs(0))
+    >>> c = m.encode(jnp.zeros((2, 8), jnp.int32))
+    >>> h, logits = m.step(c, c, m.embed(m.bos * jnp.ones(2, jnp.int32)))
+    >>> h.shape, logits.shape
+    ((2, 16), (2, 10))
 """
 
 from __future__ import annotations

@@ -127,14 +127,15 @@ class SpectralLinear(SpectralLayer):
     ``eps`` guards the normalisations; parameters and ``u`` are created in
     ``param_dtype`` (``None``: JAX's default float, float64 under ``jax_enable_x64``).
 
-    >>> import numpy as np
-    >>> layer = SpectralLinear(4, 3, rngs=nnx.Rngs(0))
-    >>> power_iteration(layer, num_steps=30)
-    >>> top = np.linalg.svd(np.asarray(layer.kernel[...]), compute_uv=False)[0]
-    >>> bool(np.isclose(layer.sigma(), top, rtol=1e-4))
-    True
-    >>> layer(np.ones((5, 4), np.float32)).shape
-    (5, 3)
+    Examples:
+        >>> import numpy as np
+        >>> layer = SpectralLinear(4, 3, rngs=nnx.Rngs(0))
+        >>> power_iteration(layer, num_steps=30)
+        >>> top = np.linalg.svd(np.asarray(layer.kernel[...]), compute_uv=False)[0]
+        >>> bool(np.isclose(layer.sigma(), top, rtol=1e-4))
+        True
+        >>> layer(np.ones((5, 4), np.float32)).shape
+        (5, 3)
     """
 
     def __init__(

@@ -538,10 +538,11 @@ def assignment(
         (for concrete inputs) NaN or inf costs. Inside ``jit`` non-finite costs
         give ``status == Status.INVALID_INPUT`` instead.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> out = ot_jax.assignment(jnp.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]]))
-    >>> out.permutation.tolist(), float(out.cost)
-    ([1, 0, 2], 5.0)
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> out = ot_jax.assignment(jnp.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]]))
+        >>> out.permutation.tolist(), float(out.cost)
+        ([1, 0, 2], 5.0)
     """
     if method not in _METHODS:
         raise ValueError(f"assignment: unknown method {method!r}; choose one of {', '.join(map(repr, _METHODS))}")

@@ -360,14 +360,15 @@ def barycenter(
         or do not sum to 1, non-finite costs, ``beta``/``epsilon <= 0``. Inside
         ``jit`` these give ``Status.INVALID_INPUT``.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> x = jnp.linspace(0.0, 1.0, 50)
-    >>> bump = lambda c: jnp.exp(-((x - c) / 0.05) ** 2 / 2)
-    >>> p = jnp.stack([bump(0.25), bump(0.75)])
-    >>> p = p / p.sum(axis=1, keepdims=True)
-    >>> out = ot_jax.barycenter(p, (x[:, None] - x[None, :]) ** 2)
-    >>> bool(out.converged), round(float(out.barycenter @ x), 3)
-    (True, 0.5)
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> x = jnp.linspace(0.0, 1.0, 50)
+        >>> bump = lambda c: jnp.exp(-((x - c) / 0.05) ** 2 / 2)
+        >>> p = jnp.stack([bump(0.25), bump(0.75)])
+        >>> p = p / p.sum(axis=1, keepdims=True)
+        >>> out = ot_jax.barycenter(p, (x[:, None] - x[None, :]) ** 2)
+        >>> bool(out.converged), round(float(out.barycenter @ x), 3)
+        (True, 0.5)
     """
     solver = "barycenter"
     if method not in _METHODS:

@@ -121,10 +121,11 @@ def emd(geom, a=None, b=None, *, max_iters: int = DEFAULT_MAX_ITERS, throw: bool
       respect to points go through ``C``). Float64 inputs give the value to ~1e-12.
       Under ``jax.vmap`` the whole batch is solved in one host call.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> out = ot_jax.emd(jnp.array([[0.0, 1.0], [1.0, 0.0]]), jnp.array([0.5, 0.5]), jnp.array([0.25, 0.75]))
-    >>> float(out.cost)
-    0.25
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> out = ot_jax.emd(jnp.array([[0.0, 1.0], [1.0, 0.0]]), jnp.array([0.5, 0.5]), jnp.array([0.25, 0.75]))
+        >>> float(out.cost)
+        0.25
     """
     solver = "emd"
     if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:

@@ -97,12 +97,13 @@ def ipot(
         value ``W``. Default 1e-4 in float64, 1e-3 in float32. A run that ends
         ``MAX_ITERS`` or ``STALLED`` can still be accurate: ``gap`` says how far it
         is proven to be.
-      max_iters: proximal steps cap (static); check_every: steps per check (static).
-      (The run also stops, with ``Status.STALLED``, once ``beta / t`` falls below
-      ``300 x machine-eps x max C``: past it float32 plans are noise at the 1e-4
-      level and more steps do not tighten the gap. That is ``t = 280`` at the
-      default beta in float32; in float64 it is never reached in practice. For
-      certified accuracy below about 1e-2 on low-dimensional data use float64.)
+      max_iters: proximal steps cap (static). The run also stops, with
+        ``Status.STALLED``, once ``beta / t`` falls below ``300 x machine-eps x max C``:
+        past it float32 plans are noise at the 1e-4 level and more steps do not
+        tighten the gap. That is ``t = 280`` at the default beta in float32; in
+        float64 it is never reached in practice. For certified accuracy below about
+        1e-2 on low-dimensional data use float64.
+      check_every: steps per check (static).
       keep_best: return the checked iterate with the smallest error (default), or
         the last one (e.g. to trace convergence with ``tol=0``).
       grad_mode: ``"envelope"`` (default; ``d cost/dC = P``, ``d/da = f``, ``d/db = g``,
@@ -118,13 +119,14 @@ def ipot(
       (``upper_bound``: the rounded plan's cost) and ``cost = <C, P(t)>`` clipped into
       that interval.
 
-    >>> import jax, ot_jax
-    >>> x = jax.random.uniform(jax.random.PRNGKey(0), (64, 2))
-    >>> y = jax.random.uniform(jax.random.PRNGKey(1), (48, 2))
-    >>> geom = ot_jax.PointCloud(x, y)
-    >>> out, exact = ot_jax.ipot(geom, tol=1e-3), ot_jax.emd(geom)
-    >>> bool(out.converged), bool(abs(out.cost - exact.cost) < 1e-3 * exact.cost)
-    (True, True)
+    Examples:
+        >>> import jax, ot_jax
+        >>> x = jax.random.uniform(jax.random.PRNGKey(0), (64, 2))
+        >>> y = jax.random.uniform(jax.random.PRNGKey(1), (48, 2))
+        >>> geom = ot_jax.PointCloud(x, y)
+        >>> out, exact = ot_jax.ipot(geom, tol=1e-3), ot_jax.emd(geom)
+        >>> bool(out.converged), bool(abs(out.cost - exact.cost) < 1e-3 * exact.cost)
+        (True, True)
     """
     solver = "ipot"
     _entropic.check_grad_mode(grad_mode, solver, ("envelope", "unroll"))

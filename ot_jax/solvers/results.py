@@ -61,8 +61,9 @@ def status_message(status: Status, solver: str, parameter: str | None = None) ->
       parameter: the solver's regularisation or accuracy parameter (``"epsilon"``
         for Sinkhorn, ``"beta"`` for IPOT, ``"eps_final"`` for the auction), or None.
 
-    >>> status_message(Status.MAX_ITERS, "ipot", "beta")
-    'ot_jax.ipot: MAX_ITERS: did not converge within max_iters (raise max_iters, loosen tol, or change beta)'
+    Examples:
+        >>> status_message(Status.MAX_ITERS, "ipot", "beta")
+        'ot_jax.ipot: MAX_ITERS: did not converge within max_iters (raise max_iters, loosen tol, or change beta)'
     """
     status = Status(int(status))
     change = f", or change {parameter}" if parameter else ""

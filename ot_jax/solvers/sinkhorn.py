@@ -89,11 +89,12 @@ def sinkhorn(
     Returns:
       :class:`~ot_jax.solvers.results.EntropicResult` with ``plan_epsilon = eps``.
 
-    >>> import jax, ot_jax
-    >>> x = jax.random.uniform(jax.random.PRNGKey(0), (64, 2))
-    >>> out = ot_jax.sinkhorn(ot_jax.PointCloud(x, x[::-1] + 0.5), epsilon=1e-2)
-    >>> bool(out.converged)
-    True
+    Examples:
+        >>> import jax, ot_jax
+        >>> x = jax.random.uniform(jax.random.PRNGKey(0), (64, 2))
+        >>> out = ot_jax.sinkhorn(ot_jax.PointCloud(x, x[::-1] + 0.5), epsilon=1e-2)
+        >>> bool(out.converged)
+        True
     """
     solver = "sinkhorn"
     _entropic.check_grad_mode(grad_mode, solver, _GRAD_MODES)

@@ -161,9 +161,10 @@ def wasserstein_1d(x, y, a=None, b=None, *, p: float = 1.0) -> jax.Array:
       ValueError: on empty or non-1-D samples, weight shape mismatch, ``p < 1`` and,
         for concrete inputs, negative/non-finite weights, unequal masses or non-finite points.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> float(ot_jax.wasserstein_1d(jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0, 4.0]), p=1.0))
-    2.5
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> float(ot_jax.wasserstein_1d(jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0, 4.0]), p=1.0))
+        2.5
     """
     x, y, a, b, invalid, p = _checked_1d(x, y, a, b, p, "wasserstein_1d")
     return _w1d_core(x, y, a, b, invalid, p)
@@ -201,10 +202,11 @@ def emd_1d(x, y, a=None, b=None, *, p: float = 2.0) -> Exact1DResult:
       :func:`wasserstein_1d` takes the p-th root of), differentiable in ``x``, ``y``,
       ``a`` and ``b``. Inside ``jit`` invalid weights give ``INVALID_INPUT`` and NaN.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> out = ot_jax.emd_1d(jnp.array([0.0, 1.0]), jnp.array([3.0, 2.0]), p=1.0)
-    >>> out.plan().tolist(), float(out.cost)
-    ([[0.0, 0.5], [0.5, 0.0]], 2.0)
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> out = ot_jax.emd_1d(jnp.array([0.0, 1.0]), jnp.array([3.0, 2.0]), p=1.0)
+        >>> out.plan().tolist(), float(out.cost)
+        ([[0.0, 0.5], [0.5, 0.0]], 2.0)
     """
     x, y, a, b, invalid, p = _checked_1d(x, y, a, b, p, "emd_1d")
     a = jnp.full(x.shape, 1.0 / x.shape[0], x.dtype) if a is None else a
@@ -281,11 +283,12 @@ def sliced_wasserstein(
     Returns:
       scalar estimate. Inside ``jit``/``vmap`` invalid weights give NaN.
 
-    >>> import jax, ot_jax
-    >>> x = jax.random.normal(jax.random.PRNGKey(0), (500, 3))
-    >>> sw = ot_jax.sliced_wasserstein(jax.random.PRNGKey(1), x, x + 1.0, n_projections=50)
-    >>> 0.5 < float(sw) < 1.5
-    True
+    Examples:
+        >>> import jax, ot_jax
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (500, 3))
+        >>> sw = ot_jax.sliced_wasserstein(jax.random.PRNGKey(1), x, x + 1.0, n_projections=50)
+        >>> 0.5 < float(sw) < 1.5
+        True
     """
     fn = "sliced_wasserstein"
     p = _check_p(p, fn)

@@ -207,15 +207,16 @@ def color_transfer(
     (``jax_enable_x64``) is recommended for ``"ipot"`` on channels: its
     agreement with the LP needs plan temperatures far below float32's resolution.
 
-    >>> import jax, ot_jax
-    >>> from ot_jax.data import sample_image
-    >>> src, tgt = sample_image("china", stride=16), sample_image("flower", stride=16)
-    >>> out = ot_jax.color_transfer(src, tgt, solver="quantile")
-    >>> out.image.shape
-    (27, 40, 3)
-    >>> rgb = ot_jax.color_transfer(src, tgt, space="rgb", key=jax.random.PRNGKey(0), n_palette=64)
-    >>> rgb.mapped_colors.shape
-    (64, 3)
+    Examples:
+        >>> import jax, ot_jax
+        >>> from ot_jax.data import sample_image
+        >>> src, tgt = sample_image("china", stride=16), sample_image("flower", stride=16)
+        >>> out = ot_jax.color_transfer(src, tgt, solver="quantile")
+        >>> out.image.shape
+        (27, 40, 3)
+        >>> rgb = ot_jax.color_transfer(src, tgt, space="rgb", key=jax.random.PRNGKey(0), n_palette=64)
+        >>> rgb.mapped_colors.shape
+        (64, 3)
     """
     if space not in _SPACES:
         raise ValueError(f"color_transfer: unknown space {space!r}; choose one of {', '.join(map(repr, _SPACES))}")

@@ -63,12 +63,13 @@ Everything is a pure function of arrays and works under ``jit`` (``method``, ``n
 the iteration counts static) and ``vmap``. :class:`OTDA` wraps the same functions in the
 ``fit`` / ``transform`` / ``transform_labels`` interface of scikit-learn and POT's ``ot.da``.
 
->>> import jax, jax.numpy as jnp
->>> from ot_jax.tools import da
->>> xs = jax.random.normal(jax.random.PRNGKey(0), (50, 2))
->>> fitted = da.fit_transport(xs, xs + jnp.array([3.0, -1.0]))
->>> [round(float(v), 4) for v in jnp.mean(da.transform(fitted) - xs, axis=0)]
-[3.0, -1.0]
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from ot_jax.tools import da
+    >>> xs = jax.random.normal(jax.random.PRNGKey(0), (50, 2))
+    >>> fitted = da.fit_transport(xs, xs + jnp.array([3.0, -1.0]))
+    >>> [round(float(v), 4) for v in jnp.mean(da.transform(fitted) - xs, axis=0)]
+    [3.0, -1.0]
 """
 
 from __future__ import annotations
@@ -466,12 +467,13 @@ def inverse_transform_labels(fitted: Transport, yt, n_classes: int | None = None
 class OTDA:
     """The scikit-learn / POT ``ot.da`` interface over :func:`fit_transport` and the functions above.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from ot_jax.tools.da import OTDA
-    >>> xs = jax.random.normal(jax.random.PRNGKey(0), (40, 2)); ys = (xs[:, 0] > 0).astype(int)
-    >>> model = OTDA(method="sinkhorn", epsilon=0.1, norm="max").fit(xs, ys, xs + 2.0)
-    >>> model.transform_labels().shape, bool(model.transport_.converged)
-    ((40, 2), True)
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from ot_jax.tools.da import OTDA
+        >>> xs = jax.random.normal(jax.random.PRNGKey(0), (40, 2)); ys = (xs[:, 0] > 0).astype(int)
+        >>> model = OTDA(method="sinkhorn", epsilon=0.1, norm="max").fit(xs, ys, xs + 2.0)
+        >>> model.transform_labels().shape, bool(model.transport_.converged)
+        ((40, 2), True)
     """
 
     def __init__(self, method: str = "emd", **options):

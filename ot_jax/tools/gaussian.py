@@ -105,10 +105,11 @@ def gaussian_w2(mean1, cov1, mean2, cov2) -> jax.Array:
       ValueError: on shape mismatch and, for concrete inputs, non-finite values or
         covariances that are not symmetric positive semi-definite.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> I = jnp.eye(2)
-    >>> float(ot_jax.gaussian_w2(jnp.array([-2.5, 0.0]), I, jnp.array([2.5, 0.0]), I))
-    5.0
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> I = jnp.eye(2)
+        >>> float(ot_jax.gaussian_w2(jnp.array([-2.5, 0.0]), I, jnp.array([2.5, 0.0]), I))
+        5.0
     """
     m1, a, m2, b = _prepare(mean1, cov1, mean2, cov2, "gaussian_w2")
     ra = _sqrtm_psd(a)
@@ -139,10 +140,11 @@ def gaussian_entropic_plan(mean1, cov1, mean2, cov2, *, lam):
       ValueError: on shape mismatch, ``lam <= 0`` and, for concrete inputs, non-finite
         values or covariances that are not symmetric PSD (cov1 must be definite).
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> mean, cov = ot_jax.gaussian_entropic_plan(jnp.zeros(1), jnp.eye(1), jnp.ones(1), jnp.eye(1), lam=1.0)
-    >>> round(float(cov[0, 1]), 6)  # (sqrt(17) - 1) / 4
-    0.780776
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> mean, cov = ot_jax.gaussian_entropic_plan(jnp.zeros(1), jnp.eye(1), jnp.ones(1), jnp.eye(1), lam=1.0)
+        >>> round(float(cov[0, 1]), 6)  # (sqrt(17) - 1) / 4
+        0.780776
     """
     fn = "gaussian_entropic_plan"
     m1, a, m2, b = _prepare(mean1, cov1, mean2, cov2, fn, pd1=True)

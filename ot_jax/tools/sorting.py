@@ -340,10 +340,11 @@ def soft_topk(
       ValueError: ``k`` not an integer in ``(0, n)``, a bad setting, or (concrete
         inputs) NaN/inf scores or ``epsilon <= 0``.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> mask = ot_jax.soft_topk(jnp.array([0.1, 3.0, 2.0, -1.0]), 2, epsilon=1e-3)
-    >>> [round(float(v), 3) for v in mask]
-    [0.0, 1.0, 1.0, 0.0]
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> mask = ot_jax.soft_topk(jnp.array([0.1, 3.0, 2.0, -1.0]), 2, epsilon=1e-3)
+        >>> [round(float(v), 3) for v in mask]
+        [0.0, 1.0, 1.0, 0.0]
     """
     fn = "soft_topk"
     x = _values(scores, "scores", fn)
@@ -391,10 +392,11 @@ def soft_sort(
     Returns:
       ``[..., m]`` soft-sorted values (NaN for a bad slice inside ``jit``).
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> out = ot_jax.soft_sort(jnp.array([3.0, 1.0, 2.0]), epsilon=1e-3)
-    >>> [round(float(v), 2) for v in out]
-    [1.0, 2.0, 3.0]
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> out = ot_jax.soft_sort(jnp.array([3.0, 1.0, 2.0]), epsilon=1e-3)
+        >>> [round(float(v), 2) for v in out]
+        [1.0, 2.0, 3.0]
     """
     fn = "soft_sort"
     x = _values(x, "x", fn)
@@ -436,10 +438,11 @@ def soft_rank(
     Returns:
       ``[..., n]`` soft ranks (NaN for a bad slice inside ``jit``).
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> out = ot_jax.soft_rank(jnp.array([3.0, 1.0, 2.0]), epsilon=1e-3)
-    >>> [round(float(v), 2) for v in out]
-    [2.0, 0.0, 1.0]
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> out = ot_jax.soft_rank(jnp.array([3.0, 1.0, 2.0]), epsilon=1e-3)
+        >>> [round(float(v), 2) for v in out]
+        [2.0, 0.0, 1.0]
     """
     fn = "soft_rank"
     x = _values(x, "x", fn)
@@ -497,10 +500,11 @@ def soft_quantile(
       ValueError: (concrete ``q``) a level outside ``(0, 1)`` or repeated; an empty
         ``q``; and the checks of :func:`soft_sort`.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> x = jnp.arange(101.0)
-    >>> round(float(ot_jax.soft_quantile(x, 0.5, epsilon=1e-4, tol=1e-6)), 1)
-    50.0
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> x = jnp.arange(101.0)
+        >>> round(float(ot_jax.soft_quantile(x, 0.5, epsilon=1e-4, tol=1e-6)), 1)
+        50.0
     """
     fn = "soft_quantile"
     x = _values(x, "x", fn)

@@ -185,10 +185,11 @@ def wmd(doc_a, doc_b, embeddings, *, solver: Literal["exact", "ipot", "sinkhorn"
       the flow between the words, ``status`` the solver's health. ``cost`` is differentiable with
       respect to ``embeddings`` and both documents' weights.
 
-    >>> import jax.numpy as jnp, ot_jax
-    >>> E = jnp.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
-    >>> float(ot_jax.wmd(([0, 1], [1.0, 1.0]), ([2], [1.0]), E).cost)  # (10 + 5) / 2
-    7.5
+    Examples:
+        >>> import jax.numpy as jnp, ot_jax
+        >>> E = jnp.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+        >>> float(ot_jax.wmd(([0, 1], [1.0, 1.0]), ([2], [1.0]), E).cost)  # (10 + 5) / 2
+        7.5
     """
     if solver not in SOLVERS:
         raise ValueError(f"{_FN}: solver must be one of {SOLVERS}, got {solver!r}")
