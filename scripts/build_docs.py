@@ -148,16 +148,13 @@ def rewrite_links(text: str, here: str, pages: dict[str, str]) -> str:
         if re.match(r"^[a-z]+:", url) or url.startswith("#"):
             return match.group(0)
         path, _, anchor = url.partition("#")
-        repo_path = os.path.normpath(os.path.join(base, path)).replace(os.sep, "/")
-        if repo_path.endswith("/") or os.path.isdir(os.path.join(REPO, repo_path)):
-            repo_path = repo_path.rstrip("/")
+        repo_path = os.path.normpath(os.path.join(base, path)).replace(os.sep, "/")  # no trailing slash
         if repo_path in pages:
             new = os.path.relpath(pages[repo_path], target_dir or ".").replace(os.sep, "/")
             return f"{bang}[{label}]({new}{'#' + anchor if anchor else ''})"
         if bang:
             raise ValueError(f"{here}: image {url!r} is not in the site")
-        shown = label if label.startswith("`") else f"{label}"
-        return shown if shown.strip("`") == repo_path else f"{shown} (`{repo_path}`)"
+        return label if label.strip("`") == repo_path else f"{label} (`{repo_path}`)"
 
     return _LINK.sub(fix, text)
 
