@@ -66,6 +66,8 @@ sweeps: $(VENV)/.installed-run
 	$(PY) scripts/spot_sweep_figures.py fig3_2 multirun/fig3_2 --out docs/figures/fig3_2_spot_w_vs_step.png
 	$(SWEEP) +sweep=fig3_3
 	$(PY) scripts/spot_sweep_figures.py fig3_3 multirun/fig3_3 --out docs/figures/fig3_3_spot_hidden_units.png
+	$(SWEEP) +sweep=fig3_3_lr1e-4
+	$(PY) scripts/spot_sweep_figures.py fig3_3 multirun/fig3_3_lr1e-4 --out docs/figures/fig3_3_spot_hidden_units_lr1e-4.png
 
 # Thesis figure 3.4: density recovery for lambda in {0.1, 0.5, 1}, Gaussian and mixture cases.
 density-sweeps: $(VENV)/.installed-run

@@ -28,6 +28,7 @@ SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 SWEEP_JOBS = {  # name: (experiment, jobs, sweep directory)
     "fig3_2": ("spot_w_distance", 15, "fig3_2"),  # 3 learning rates x 5 seeds
     "fig3_3": ("spot_hidden_units", 24, "fig3_3"),  # 8 widths x 3 seeds
+    "fig3_3_lr1e-4": ("spot_hidden_units", 24, "fig3_3_lr1e-4"),  # the same at learning rate 1e-4
     "fig3_4_gaussian": ("density_gaussian", 3, "fig3_4_gaussian"),  # lambda in {0.1, 0.5, 1}
     "fig3_4_mixture": ("density_mixture", 3, "fig3_4_mixture"),
     "fig2_5": ("generator_mixture", 3, "fig2_5"),  # ipot, exact, sliced
