@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_docs.py"
+from tests.scripts.loader import load_script
 
 
 @pytest.fixture(scope="module")
 def build_docs():
-    spec = importlib.util.spec_from_file_location("build_docs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_docs")
 
 
 PAGES = {"README.md": "index.md", "docs/algorithms.md": "algorithms.md",

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generator_figures.py"
+from tests.scripts.loader import load_script
 
 
 @pytest.fixture(scope="module")
 def generator_figures():
-    spec = importlib.util.spec_from_file_location("generator_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generator_figures")
 
 
 WGAN = {"_target_": "train.wgan.build", "clip": None, "gradient_penalty": 10.0}

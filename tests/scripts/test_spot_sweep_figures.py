@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "spot_sweep_figures.py"
+from tests.scripts.loader import load_script
 
 
 @pytest.fixture(scope="module")
 def sweep_figures():
-    spec = importlib.util.spec_from_file_location("spot_sweep_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("spot_sweep_figures")
 
 
 def _config_yaml(lr, seed, hidden, eta, true_value=5.0):
