@@ -59,14 +59,18 @@ def _public(module: types.ModuleType) -> list[str]:
     return list(getattr(module, "__all__", []))
 
 
+def _public_modules(name: str) -> list[tuple[str, types.ModuleType]]:
+    """``(dotted name, module)`` of the package ``name`` and of the submodules its ``__all__`` lists."""
+    package = importlib.import_module(name)
+    return [(name, package)] + [(f"{name}.{attr}", getattr(package, attr)) for attr in _public(package)
+                                if isinstance(getattr(package, attr), types.ModuleType)]
+
+
 def _public_objects(packages):
     """``(dotted name, object)`` for each public class or function, once each."""
     seen = set()
     for name in packages:
-        package = importlib.import_module(name)
-        modules = [(name, package)] + [(f"{name}.{attr}", getattr(package, attr)) for attr in _public(package)
-                                       if isinstance(getattr(package, attr), types.ModuleType)]
-        for prefix, module in modules:
+        for prefix, module in _public_modules(name):
             for attr in _public(module):
                 obj = getattr(module, attr)
                 if isinstance(obj, types.ModuleType) or not (inspect.isclass(obj) or callable(obj)) or id(obj) in seen:
@@ -81,12 +85,7 @@ def missing_docstrings(packages=("ot_jax", *PACKAGES)) -> list[str]:
     Public: each package and the submodules its ``__all__`` lists, and the classes and
     functions in their ``__all__``. A constant is not checked (it has no docstring of its own).
     """
-    missing = []
-    for name in packages:
-        package = importlib.import_module(name)
-        modules = [name] + [f"{name}.{attr}" for attr in _public(package)
-                            if isinstance(getattr(package, attr), types.ModuleType)]
-        missing += [m for m in modules if not inspect.getdoc(importlib.import_module(m))]
+    missing = [prefix for name in packages for prefix, module in _public_modules(name) if not inspect.getdoc(module)]
     missing += [name for name, obj in _public_objects(packages) if not (obj.__doc__ or "").strip()]
     return missing
 
@@ -175,14 +174,9 @@ def _top_page() -> str:
 
     where = {}
     for package_name, page in PACKAGES.items():
-        package = importlib.import_module(package_name)
-        for attr in _public(package):
-            where.setdefault(id(getattr(package, attr)), (package_name, page))
-        for attr in _public(package):
-            sub = getattr(package, attr)
-            if isinstance(sub, types.ModuleType):
-                for name in _public(sub):
-                    where.setdefault(id(getattr(sub, name)), (package_name, page))
+        for _, module in _public_modules(package_name):
+            for attr in _public(module):
+                where.setdefault(id(getattr(module, attr)), (package_name, page))
     rows = ["| name | documented in |", "|---|---|"]
     for attr in _public(ot_jax):
         package_name, page = where.get(id(getattr(ot_jax, attr)), (None, None))
