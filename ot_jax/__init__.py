@@ -25,6 +25,7 @@ from ot_jax.losses import chamfer_distance, exact_loss
 from ot_jax.solvers import (
     AssignmentResult,
     BarycenterResult,
+    DivergenceResult,
     EntropicResult,
     Exact1DResult,
     ExactResult,
@@ -36,7 +37,10 @@ from ot_jax.solvers import (
     emd,
     emd_1d,
     ipot,
+    partial_emd,
+    partial_sinkhorn,
     sinkhorn,
+    sinkhorn_divergence,
     sliced_wasserstein,
     wasserstein_1d,
 )
@@ -57,6 +61,10 @@ __version__ = "0.1.0"
 __all__ = [
     "emd",
     "sinkhorn",
+    "sinkhorn_divergence",
+    "DivergenceResult",
+    "partial_emd",
+    "partial_sinkhorn",
     "ipot",
     "Geometry",
     "PointCloud",

@@ -67,13 +67,14 @@ def _mass_rtol(dtype) -> float:
 
 
 def check_weights(a, b, sizes, dtype, solver: str,
-                  owners=("the geometry has {} rows (n)", "the geometry has {} columns (m)")):
+                  owners=("the geometry has {} rows (n)", "the geometry has {} columns (m)"), balanced: bool = True):
     """Validate weights ``a: [n]``, ``b: [m]`` (None means uniform and stays None).
 
     Returns ``(a, b, invalid)`` with the weights cast to ``dtype``. Shape mismatches
     raise always; non-finite or negative weights, zero mass and unequal total mass
     raise when the inputs are concrete and set the traced ``invalid`` flag otherwise.
-    ``owners`` name what the sizes belong to in the shape error.
+    ``owners`` name what the sizes belong to in the shape error; ``balanced=False``
+    (unbalanced transport) skips the equal-mass check.
     """
     out, masses, invalid = [], [], np.bool_(False)
     for name, w, size, owner in (("a", a, sizes[0], owners[0]), ("b", b, sizes[1], owners[1])):
@@ -106,6 +107,8 @@ def check_weights(a, b, sizes, dtype, solver: str,
         out.append(w)
         masses.append(mass)
     mass_a, mass_b = masses
+    if not balanced:
+        return out[0], out[1], invalid
     if isinstance(mass_a, float) and isinstance(mass_b, float):
         if abs(mass_a - mass_b) > _mass_rtol(dtype) * max(mass_a, mass_b):
             raise ValueError(

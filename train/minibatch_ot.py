@@ -3,7 +3,7 @@ al. 2018 for the sliced loss): no critic.
 
 One step draws a data batch ``x [b, d]`` and a generated batch ``g(z) [b, d]`` and
 descends ``loss(key, x, g(z), cost=cost).value``. The loss is a config group
-(``loss/ipot``, ``loss/sinkhorn``, ``loss/emd``, ``loss/sliced``: the
+(``loss/ipot``, ``loss/sinkhorn``, ``loss/sinkhorn_divergence``, ``loss/emd``, ``loss/sliced``: the
 functions of :mod:`ot_jax.losses.minibatch`), differentiated by the envelope theorem
 (through the plan's cost with the plan held fixed) unless the loss config asks
 to unroll. The thesis' claim, measured by the evaluations of

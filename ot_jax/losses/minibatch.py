@@ -15,8 +15,10 @@ The losses:
   (inexact proximal point). IPOT converges to an *exact* optimal plan, so the
   value converges to the minibatch OT cost ``W_c(x, y)`` (the LP value).
 - :func:`sinkhorn_loss`: the plan ``P_eps`` of :func:`ot_jax.sinkhorn`, with
-  ``objective="primal"`` giving ``<C, P_eps>`` (what the thesis trains with) and
-  ``objective="regularised"`` giving ``<C, P_eps> + eps KL(P_eps | a b^T)``.
+  ``objective="primal"`` giving ``<C, P_eps>`` (what the thesis trains with),
+  ``objective="regularised"`` giving ``<C, P_eps> + eps KL(P_eps | a b^T)``, and
+  ``objective="divergence"`` the debiased Sinkhorn divergence
+  (:func:`ot_jax.sinkhorn_divergence`, Genevay et al. 2018; Feydy et al. 2019).
 - :func:`exact_loss`: the exact minibatch OT cost, by the Hungarian method or the
   auction (equal sizes: with uniform weights the optimal plan is a permutation,
   Birkhoff) or by the LP (``method="lp"``: :func:`ot_jax.emd`, the network simplex on the host,
@@ -68,11 +70,12 @@ import jax.numpy as jnp
 
 from ot_jax.geometry import CostFn, Euclidean, PointCloud, SqEuclidean
 from ot_jax.losses import _exact
-from ot_jax.solvers import Status, ipot, raise_on_status, result_repr, sinkhorn, sliced_wasserstein
+from ot_jax.solvers import (Status, ipot, raise_on_status, result_repr, sinkhorn, sinkhorn_divergence,
+                            sliced_wasserstein)
 
 __all__ = ["MinibatchLoss", "ipot_loss", "sinkhorn_loss", "exact_loss", "sliced_loss"]
 
-_OBJECTIVES = ("primal", "regularised")
+_OBJECTIVES = ("primal", "regularised", "divergence")
 _EXACT_METHODS = _exact.ASSIGNMENT_METHODS + ("lp",)
 
 
@@ -187,11 +190,11 @@ def sinkhorn_loss(
     relative_epsilon: bool = False,
     max_iters: int = 500,
     tol: float = 1e-4,
-    objective: Literal["primal", "regularised"] = "primal",
+    objective: Literal["primal", "regularised", "divergence"] = "primal",
     grad_mode: Literal["implicit", "envelope", "unroll"] = "implicit",
     throw: bool = False,
 ) -> MinibatchLoss:
-    """Entropic minibatch OT loss from the Sinkhorn plan ``P_eps``.
+    """Entropic minibatch OT loss from the Sinkhorn plan ``P_eps``, or the Sinkhorn divergence.
 
     Args:
       key: unused (uniform signature with :func:`sliced_loss`).
@@ -201,7 +204,9 @@ def sinkhorn_loss(
       max_iters: Sinkhorn sweeps cap (static); tol: relative L1 marginal error.
       objective: ``"primal"`` (default, the thesis' loss): ``<C, P_eps>``, biased
         upward and, for large ``eps``, shrinking the generated law (module docstring);
-        ``"regularised"``: ``<C, P_eps> + eps KL(P_eps | a b^T)``.
+        ``"regularised"``: ``<C, P_eps> + eps KL(P_eps | a b^T)``; ``"divergence"``: the
+        debiased ``OT_eps(x, y) - OT_eps(x, x) / 2 - OT_eps(y, y) / 2``
+        (:func:`ot_jax.sinkhorn_divergence`; zero at ``y = x``, no shrinkage bias).
       grad_mode: ``"implicit"`` (default): the exact gradient of either objective
         (implicit function theorem); ``"envelope"``: exact for ``"regularised"``
         (Danskin), the plan-fixed gradient ``d/dC = P_eps`` for ``"primal"`` (what the
@@ -225,8 +230,13 @@ def sinkhorn_loss(
         raise ValueError(f"{fn}: unknown objective {objective!r}; choose one of {', '.join(map(repr, _OBJECTIVES))}")
     x, y = _check_points(x, y, fn)
     _check_static_positive(epsilon, "epsilon", fn)
-    out = sinkhorn(PointCloud(x, y, cost_fn=cost), epsilon=epsilon, relative_epsilon=relative_epsilon,
-                   max_iters=max_iters, tol=tol, grad_mode=grad_mode)
+    geom = PointCloud(x, y, cost_fn=cost)
+    if objective == "divergence":
+        eps = epsilon * jax.lax.stop_gradient(geom.mean_cost()) if relative_epsilon else epsilon
+        div = sinkhorn_divergence(geom, epsilon=eps, max_iters=max_iters, tol=tol, grad_mode=grad_mode)
+        return _loss(div.divergence, div.status, div.xy.n_iters, throw=throw, fn=fn, parameter="epsilon")
+    out = sinkhorn(geom, epsilon=epsilon, relative_epsilon=relative_epsilon, max_iters=max_iters, tol=tol,
+                   grad_mode=grad_mode)
     value = out.cost if objective == "primal" else out.reg_cost
     return _loss(value, out.status, out.n_iters, throw=throw, fn=fn, parameter="epsilon")
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ot_jax.solvers._implicit import implicit_potentials
+from ot_jax.solvers._implicit import implicit_potentials, target_mass
 from ot_jax.solvers.results import EntropicResult, Status
 
 GRAD_MODES = {
@@ -61,16 +61,66 @@ def dual_lower_bound(geom, a, b, g) -> jax.Array:
     return masked_dot(a, f_ctrans) + masked_dot(b, g)
 
 
-def _dual_objective(geom, a, b, f, g, eps) -> jax.Array:
-    """Entropic dual ``<a, phi> + <b, psi> - eps (sum_ij P_ij - |a||b|)``, ``phi = f - eps log a``.
+def penalty_dual(w, pot, rho) -> jax.Array:
+    """``sum_i w_i rho (1 - exp(-pot_i / rho))``, the dual term of a side penalised by
+    ``rho KL(. | w)``; ``<w, pot>`` for a hard constraint (``rho`` None). Zero weights skipped."""
+    live = w > 0
+    pot = jnp.where(live, pot, 0.0)
+    if rho is None:
+        return jnp.sum(jnp.where(live, w * pot, 0.0))
+    return jnp.sum(jnp.where(live, -w * rho * jnp.expm1(-pot / rho), 0.0))
 
-    Its value at the optimum is ``<C, P> + eps KL(P | a b^T)``; with ``f, g`` held
-    fixed its gradient in ``(C, a, b, eps)`` is the exact one (Danskin).
+
+def kl_divergence(p, q) -> jax.Array:
+    """Generalised KL ``sum_i p_i log(p_i / q_i) - p_i + q_i`` of nonnegative vectors (``0 log 0 = 0``)."""
+    live = p > 0
+    ratio = jnp.where(live, p / jnp.where(q > 0, q, 1.0), 1.0)
+    return jnp.sum(jnp.where(live, p * jnp.log(ratio), 0.0) - p + q)
+
+
+def _dual_objective(geom, a, b, f, g, eps, rho=(None, None)) -> jax.Array:
+    """Entropic dual ``h_a(phi) + h_b(psi) - eps (sum_ij P_ij - |a||b|)``, ``phi = f - eps log a``.
+
+    ``h = <a, .>`` for a hard marginal, :func:`penalty_dual` for a KL-penalised one
+    (``rho``). Its value at the optimum is the primal optimum ``<C, P> + eps KL(P | a b^T)``
+    (+ the marginal penalties); with ``f, g`` held fixed its gradient in
+    ``(C, a, b, eps, rho)`` is the exact one (Danskin).
     """
     phi = jnp.where(a > 0, f - eps * log_or_zero(a), 0.0)
     psi = jnp.where(b > 0, g - eps * log_or_zero(b), 0.0)
     mass = jnp.sum(geom.marginals(f, g, eps)[0])
-    return jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+    return penalty_dual(a, phi, rho[0]) + penalty_dual(b, psi, rho[1]) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+
+
+def unbalanced_bounds(geom, a, b, f, g, eps, rho):
+    """Certified bounds ``(lower, upper)`` on the unregularised unbalanced OT value.
+
+    The value is ``UOT = min_{P >= 0} <C, P> + rho_a KL(P 1 | a) + rho_b KL(P^T 1 | b)``
+    (a hard marginal where ``rho`` is None; at least one side penalised). Lower: the
+    dual value ``h_a(psi^c) + h_b(psi)`` of the column potential ``psi = g - eps log b``
+    and its c-transform, a feasible pair (weak duality). Upper: the primal value of the
+    plan of ``(f, g)``, its rows (columns) first scaled to ``a`` (``b``) on a hard side.
+    """
+    live_b = b > 0
+    psi = jnp.where(live_b, g - eps * log_or_zero(b), -jnp.inf)
+    lower = penalty_dual(a, geom.c_transform(psi), rho[0]) + penalty_dual(b, psi, rho[1])
+    rows, cols = geom.marginals(f, g, eps)
+    if rho[0] is None:
+        f = f + eps * _log_ratio(a, rows)
+    if rho[1] is None:
+        g = g + eps * _log_ratio(b, cols)
+    rows, cols = geom.marginals(f, g, eps)
+    upper = geom.transport_cost(f, g, eps)
+    for w, mass, r in ((a, rows, rho[0]), (b, cols, rho[1])):
+        if r is not None:
+            upper = upper + r * kl_divergence(mass, w)
+    return lower, upper
+
+
+def _log_ratio(target, mass):
+    """``log(target / mass)`` where both are positive, ``-inf`` where the target is 0, else 0."""
+    ratio = jnp.where((mass > 0) & (target > 0), target / jnp.where(mass > 0, mass, 1.0), 1.0)
+    return jnp.where(target > 0, jnp.log(ratio), -jnp.inf)
 
 
 def _log_min_ratio(target, mass):
@@ -125,7 +175,7 @@ def check_grad_mode(grad_mode: str, solver: str, allowed: tuple[str, ...]):
 
 
 def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regularised, tol, stalled=False,
-                    clip_cost=False, lower_bound=None):
+                    clip_cost=False, lower_bound=None, rho=(None, None)):
     """Assemble an :class:`EntropicResult` whose outputs carry the gradients of ``grad_mode``.
 
     ``implicit``: ``f, g`` carry the implicit derivative (:mod:`ot_jax.solvers._implicit`)
@@ -142,7 +192,14 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
     exact value. With ``"envelope"`` its gradient stays ``d/dC = P`` (the gradient of the
     exact value at convergence); with ``"unroll"`` it is the derivative of the clipped
     value itself (the bounds are differentiated through the iterations).
+
+    ``rho = (rho_a, rho_b)``: the marginal penalties of unbalanced transport (None: a hard
+    constraint). With a penalised side the bounds are :func:`unbalanced_bounds`, ``reg_cost``
+    includes the penalties, and ``"envelope"``'s ``cost`` gets only the plan-fixed ``d/dC = P``.
     """
+    unbalanced = rho[0] is not None or rho[1] is not None
+    if unbalanced:
+        return _unbalanced_result(geom, a, b, f, g, eps, loop, invalid, grad_mode=grad_mode, tol=tol, rho=rho)
     if grad_mode == "envelope":
         a_s, b_s, eps_s = jax.lax.stop_gradient((a, b, eps))
     else:
@@ -158,11 +215,7 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
         psi = jnp.where(b > 0, g - eps_s * log_or_zero(b_s), 0.0)
         cost = geom.transport_cost(f, g, eps_s) + jnp.sum((a - a_s) * phi) + jnp.sum((b - b_s) * psi)
         if regularised:
-            # The dual at fixed (phi, psi), live in (C, a, b, eps): its gradient is Danskin's.
-            f_live = jnp.where(a > 0, phi + eps * log_or_zero(a), -jnp.inf)
-            g_live = jnp.where(b > 0, psi + eps * log_or_zero(b), -jnp.inf)
-            mass = jnp.sum(geom.marginals(f_live, g_live, eps)[0])
-            reg_cost = jnp.sum(a * phi) + jnp.sum(b * psi) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+            reg_cost = _envelope_dual(geom, a, b, phi, psi, eps)
         else:
             reg_cost = cost
     else:
@@ -180,6 +233,43 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
             cost = cost + jax.lax.stop_gradient(jnp.clip(cost, lower, upper) - cost)
         reg_cost = cost
 
+    return assemble_result(geom, a, b, f, g, eps, cost, reg_cost, lower, upper, loop, invalid, grad_mode=grad_mode,
+                   tol=tol, stalled=stalled)
+
+
+def _envelope_dual(geom, a, b, phi, psi, eps, rho=(None, None)):
+    """The entropic dual at fixed ``(phi, psi)`` (relative to ``a b^T``), live in ``(C, a, b, eps, rho)``.
+
+    Its value is ``reg_cost`` at the solution and its gradient Danskin's.
+    """
+    f_live = jnp.where(a > 0, phi + eps * log_or_zero(a), -jnp.inf)
+    g_live = jnp.where(b > 0, psi + eps * log_or_zero(b), -jnp.inf)
+    mass = jnp.sum(geom.marginals(f_live, g_live, eps)[0])
+    return penalty_dual(a, phi, rho[0]) + penalty_dual(b, psi, rho[1]) - eps * (mass - jnp.sum(a) * jnp.sum(b))
+
+
+def _unbalanced_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, tol, rho):
+    """:func:`entropic_result` for unbalanced transport (at least one side of ``rho`` penalised)."""
+    lower, upper = jax.lax.stop_gradient(unbalanced_bounds(geom, a, b, f, g, eps, rho))
+    if grad_mode == "envelope":
+        f, g, eps_s = jax.lax.stop_gradient((f, g, eps))
+        a_s, b_s = jax.lax.stop_gradient((a, b))
+        cost = geom.transport_cost(f, g, eps_s)
+        phi = jnp.where(a > 0, f - eps_s * log_or_zero(a_s), 0.0)
+        psi = jnp.where(b > 0, g - eps_s * log_or_zero(b_s), 0.0)
+        reg_cost = _envelope_dual(geom, a, b, phi, psi, eps, rho)
+    else:
+        if grad_mode == "implicit":
+            f, g = implicit_potentials(geom, a, b, eps, f, g, rho=rho)
+        cost = geom.transport_cost(f, g, eps, plan_gradient=True)
+        reg_cost = _dual_objective(geom, a, b, f, g, eps, rho)
+    return assemble_result(geom, a, b, f, g, eps, cost, reg_cost, lower, upper, loop, invalid, grad_mode=grad_mode,
+                   tol=tol, stalled=False, rho=rho)
+
+
+def assemble_result(geom, a, b, f, g, eps, cost, reg_cost, lower, upper, loop, invalid, *, grad_mode, tol,
+                    stalled, rho=(None, None)):
+    """The :class:`EntropicResult`, with the status read off the loop and the inputs' health."""
     last = loop.last_error
     finite = jnp.isfinite(cost) & ~jnp.isnan(last)
     converged = (last <= tol) & finite & ~invalid
@@ -208,5 +298,6 @@ def entropic_result(geom, a, b, f, g, eps, loop, invalid, *, grad_mode, regulari
         n_iters=loop.n_iters,
         errors=loop.errors,
         status=status,
+        reg_m=tuple(rho),
         grad_mode=grad_mode,
     )

@@ -25,6 +25,11 @@ null space without changing the solution of any consistent system (the system is
 solved scaled by ``1 / mean(c)``, so the term is ``1 1^T / m`` there), so gradients
 of quantities that do not depend on the gauge (everything above, and centred
 potentials) are exact. Points of zero weight keep a zero derivative.
+
+Unbalanced transport (marginal penalties ``rho_a KL(P 1 | a) + rho_b KL(P^T 1 | b)``)
+changes the equations to ``P 1 = a exp(-(f - eps log a) / rho_a)`` (and the same for the
+columns): the Jacobian gains ``diag(t_a) / rho_a`` in its first block (``t_a`` the target
+row masses), ``S`` becomes positive definite, and no ridge is added.
 """
 
 from __future__ import annotations
@@ -60,23 +65,31 @@ def _plan_products(geom, f, g, eps):
     return rows, cols
 
 
-def _solve_jacobian(geom, f, g, eps, rhs_f, rhs_g, options: ImplicitOptions):
-    """``(x, y)`` with ``[[diag(r), P], [P^T, diag(c)]] (x, y) = (rhs_f, rhs_g)`` (gauge fixed).
+def _solve_jacobian(geom, f, g, eps, rhs_f, rhs_g, options: ImplicitOptions, extra=(None, None)):
+    """``(x, y)`` with ``[[diag(r + e_r), P], [P^T, diag(c + e_c)]] (x, y) = (rhs_f, rhs_g)``.
 
-    Entries of zero row (column) mass get ``x_i = 0`` (``y_j = 0``).
+    ``extra = (e_r [n] | None, e_c [m] | None)``: the unbalanced terms of the diagonal.
+    Balanced (both None): the gauge is fixed by a ridge. Entries of zero row (column)
+    mass get ``x_i = 0`` (``y_j = 0``).
     """
     p_v, pt_u = _plan_products(geom, f, g, eps)
     r, c = geom.marginals(f, g, eps)
+    ridge = extra[0] is None and extra[1] is None
+    r_diag = r if extra[0] is None else r + extra[0]
+    c_diag = c if extra[1] is None else c + extra[1]
     n, m = r.shape[0], c.shape[0]
     if m > n:  # eliminate the other block: the same equations with the roles swapped
-        y, x = _schur_solve(c, r, pt_u, p_v, rhs_g, rhs_f, options)
+        y, x = _schur_solve(c_diag, r_diag, pt_u, p_v, rhs_g, rhs_f, options, ridge)
     else:
-        x, y = _schur_solve(r, c, p_v, pt_u, rhs_f, rhs_g, options)
+        x, y = _schur_solve(r_diag, c_diag, p_v, pt_u, rhs_f, rhs_g, options, ridge)
     return x, y
 
 
-def _schur_solve(r, c, p_v, pt_u, u, v, options):
-    """Solve ``diag(r) x + P y = u``, ``P^T x + diag(c) y = v`` through ``S y = v - P^T (u / r)``."""
+def _schur_solve(r, c, p_v, pt_u, u, v, options, ridge=True):
+    """Solve ``diag(r) x + P y = u``, ``P^T x + diag(c) y = v`` through ``S y = v - P^T (u / r)``.
+
+    ``ridge``: add ``1 1^T / m`` (scaled), which fixes the gauge of the balanced problem.
+    """
     dtype = c.dtype
     live_r, live_c = r > 0, c > 0
     inv_r = jnp.where(live_r, 1.0 / jnp.where(live_r, r, 1.0), 0.0)
@@ -86,7 +99,7 @@ def _schur_solve(r, c, p_v, pt_u, u, v, options):
     # The system is solved scaled to unit size (S / mean(c)): CG's stopping test and
     # breakdown guards are absolute, and the entries of S are of the order of 1/m.
     scale = jax.lax.stop_gradient(jnp.sum(c) / jnp.maximum(jnp.sum(weight), 1.0))
-    ridge = 1.0 / jnp.maximum(jnp.sum(weight), 1.0)
+    ridge = 1.0 / jnp.maximum(jnp.sum(weight), 1.0) if ridge else 0.0
 
     def schur(y):
         y = jnp.where(live_c, y, 0.0)
@@ -143,44 +156,62 @@ def conjugate_gradients(matvec, b: jax.Array, *, tol: float, max_steps: int) -> 
     return jax.lax.while_loop(cond, body, state)[0]
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(6,))
-def _implicit(geom, a, b, eps, f, g, options):
+def target_mass(w, pot, eps, rho):
+    """Optimal marginal of a KL-penalised side, ``w exp(-(pot - eps log w) / rho)`` (``w`` if ``rho`` is None).
+
+    ``w: [n]`` weights, ``pot: [n]`` potentials (``-inf`` where ``w = 0``), ``rho`` scalar or None.
+    """
+    if rho is None:
+        return w
+    live = w > 0
+    log_w = jnp.log(jnp.where(live, w, 1.0))
+    pot = jnp.where(live, pot, 0.0)
+    return jnp.where(live, jnp.exp(log_w * (1.0 + eps / rho) - pot / rho), 0.0)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
+def _implicit(geom, a, b, eps, rho, f, g, options):
     return f, g
 
 
 @_implicit.defjvp
 def _implicit_jvp(options, primals, tangents):
-    geom, a, b, eps, f, g = primals
-    d_geom, d_a, d_b, d_eps, _, _ = tangents
+    geom, a, b, eps, rho, f, g = primals
+    d_geom, d_a, d_b, d_eps, d_rho, _, _ = tangents
     # Read the solution through the rule itself, so that differentiating this rule
     # (second order) sees f, g as the functions of theta they are, not as constants.
-    f, g = _implicit(geom, a, b, eps, f, g, options)
+    f, g = _implicit(geom, a, b, eps, rho, f, g, options)
 
-    def residual(geom_, a_, b_, eps_):
+    def residual(geom_, a_, b_, eps_, rho_):
         rows, cols = geom_.marginals(f, g, eps_)
-        return rows - a_, cols - b_
+        return rows - target_mass(a_, f, eps_, rho_[0]), cols - target_mass(b_, g, eps_, rho_[1])
 
-    _, (d_rows, d_cols) = jax.jvp(residual, (geom, a, b, eps), (d_geom, d_a, d_b, d_eps))
-    # J (df, dg) = -dF with J = K / eps: solve K (df, dg) = -eps dF.
-    df, dg = _solve_jacobian(geom, f, g, eps, -eps * d_rows, -eps * d_cols, options)
+    _, (d_rows, d_cols) = jax.jvp(residual, (geom, a, b, eps, rho), (d_geom, d_a, d_b, d_eps, d_rho))
+    # J (df, dg) = -dF with J = K / eps: solve K (df, dg) = -eps dF. A penalised side adds
+    # eps * d(-target)/d(pot) = eps * target / rho to its diagonal block.
+    extra = tuple(None if r is None else eps * target_mass(w, p, eps, r) / r
+                  for w, p, r in ((a, f, rho[0]), (b, g, rho[1])))
+    df, dg = _solve_jacobian(geom, f, g, eps, -eps * d_rows, -eps * d_cols, options, extra)
     return (f, g), (df, dg)
 
 
-def implicit_potentials(geom, a, b, eps, f, g, options: ImplicitOptions = ImplicitOptions()):
-    """``(f, g)`` unchanged, differentiable in ``(geom, a, b, eps)`` by the implicit function theorem.
+def implicit_potentials(geom, a, b, eps, f, g, options: ImplicitOptions = ImplicitOptions(), rho=(None, None)):
+    """``(f, g)`` unchanged, differentiable in ``(geom, a, b, eps, rho)`` by the implicit function theorem.
 
     Args:
       geom: the geometry the potentials solve (any differentiable leaves: points,
         costs, cost-function parameters).
-      a: ``[n]``, b: ``[m]`` weights; eps: scalar temperature.
+      a: ``[n]`` weights; b: ``[m]`` weights; eps: scalar temperature.
       f: ``[n]``, g: ``[m]`` potentials of the solution (their own derivatives are
         discarded: they are recomputed from the optimality conditions).
       options: :class:`ImplicitOptions` of the adjoint solve.
+      rho: ``(rho_a, rho_b)`` marginal penalties of unbalanced transport (scalars), None
+        for a hard marginal constraint.
     Returns:
       ``(f [n], g [m])``.
     """
     f, g = jax.lax.stop_gradient((f, g))
-    return _implicit(geom, a, b, eps, f, g, options)
+    return _implicit(geom, a, b, eps, tuple(rho), f, g, options)
 
 
 # ----------------------------------------------------------------------------- fixed points

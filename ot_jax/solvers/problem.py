@@ -18,12 +18,13 @@ from ot_jax.geometry import AbstractGeometry, as_geometry
 __all__ = ["prepare"]
 
 
-def prepare(geom, a, b, solver: str):
+def prepare(geom, a, b, solver: str, *, balanced: bool = True):
     """Return ``(geom, a, b, invalid)``: a geometry, weights in its dtype, a traced flag.
 
     Args:
       geom: ``[n, m]`` cost array or a geometry.
       a: ``[n]`` weights or None (uniform); b: ``[m]`` weights or None.
+      balanced: False for unbalanced transport (the masses may differ).
     Raises:
       ValueError: on empty inputs, shape mismatch, and (for concrete inputs)
         negative/non-finite weights, zero or unequal total mass, non-finite costs.
@@ -37,7 +38,7 @@ def prepare(geom, a, b, solver: str):
     dtype = geom.dtype
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{solver}: costs/points must be floating point, got {dtype}")
-    a, b, invalid = check_weights(a, b, (n, m), dtype, solver)
+    a, b, invalid = check_weights(a, b, (n, m), dtype, solver, balanced=balanced)
     a = jnp.asarray(np.full((n,), 1.0 / n, dtype=dtype)) if a is None else a
     b = jnp.asarray(np.full((m,), 1.0 / m, dtype=dtype)) if b is None else b
     bad_cost = ~geom.all_finite()

@@ -270,7 +270,7 @@ def _refuse_derivative(value: jax.Array, what: str, solver_hint: str) -> jax.Arr
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["geom", "a", "b", "f", "g", "plan_epsilon", "plan_correction", "cost", "reg_cost",
-                                "lower_bound", "upper_bound", "converged", "n_iters", "errors", "status"],
+                                "lower_bound", "upper_bound", "converged", "n_iters", "errors", "status", "reg_m"],
                    meta_fields=["grad_mode"])
 @dataclasses.dataclass(frozen=True)
 class EntropicResult:
@@ -306,6 +306,12 @@ class EntropicResult:
       errors: ``[max_iters // check_every]`` stopping-rule values, one per check,
         ``-1`` after the loop stopped.
       status: scalar int, a :class:`Status`.
+      reg_m: ``(rho_a, rho_b)`` marginal penalties of unbalanced transport
+        (:func:`ot_jax.sinkhorn` with ``reg_m``), ``None`` for a hard marginal (always
+        ``(None, None)`` for balanced problems). With a penalised side, ``reg_cost`` adds
+        ``rho_a KL(P 1 | a) + rho_b KL(P^T 1 | b)``, and ``lower_bound``/``upper_bound``
+        bracket the unregularised unbalanced value ``min_P <C, P> + rho_a KL(P 1 | a) +
+        rho_b KL(P^T 1 | b)`` instead of the exact OT value.
       grad_mode: (static) how the outputs are differentiated
         (:data:`ot_jax.solvers._entropic.GRAD_MODES`); with ``"envelope"`` the plan
         operations (``plan``, ``apply``, ``marginals``) raise when differentiated.
@@ -326,6 +332,7 @@ class EntropicResult:
     n_iters: jax.Array
     errors: jax.Array
     status: jax.Array
+    reg_m: tuple = (None, None)
     grad_mode: str = "implicit"
 
     def __repr__(self) -> str:
@@ -348,6 +355,9 @@ class EntropicResult:
         the plan itself (``grad_mode`` ``"implicit"`` or ``"unroll"``).
         """
         self._unbatched("rounded()")
+        if self.reg_m[0] is not None or self.reg_m[1] is not None:
+            raise ValueError("EntropicResult.rounded(): an unbalanced plan (reg_m given) has no marginals to "
+                             "round onto; its upper_bound is already the value of a feasible plan")
         from ot_jax.solvers._entropic import round_plan  # _entropic builds results: import at call time
 
         rounding = round_plan(self.geom, self.a, self.b, self.f, self.g, self.plan_epsilon)

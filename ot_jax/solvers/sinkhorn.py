@@ -7,11 +7,13 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ot_jax.geometry import Geometry
 from ot_jax.solvers import _entropic
+from ot_jax.solvers._implicit import target_mass
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax._checks import check_positive, concrete_true
+from ot_jax._checks import check_positive, concrete_true, is_concrete
 from ot_jax.solvers.problem import prepare
 from ot_jax.solvers.results import EntropicResult, Status, raise_on_status
 
@@ -33,6 +35,39 @@ def _row_error(a, f_old, f_new, eps):
     return jnp.sum(jnp.abs(rows - a)) / jnp.sum(a)
 
 
+def _marginal_error(w, pot_old, lse_old, eps, rho):
+    """L1 error of the rows of the plan ``(pot_old, h)`` against their optimal masses.
+
+    ``lse_old = LSE_j((h_j - C_ij) / eps)``, so the rows are ``exp(pot_old / eps + lse_old)``;
+    the optimal rows are ``w`` (hard marginal, ``rho`` None) or
+    ``w exp(-(pot_old - eps log w) / rho)`` (KL-penalised). Relative to ``sum(w)``.
+    """
+    live = w > 0
+    rows = jnp.where(live, jnp.exp(jnp.where(live, pot_old / eps + lse_old, 0.0)), 0.0)
+    target = target_mass(w, pot_old, eps, rho)
+    return jnp.sum(jnp.abs(rows - target)) / jnp.sum(w)
+
+
+def _parse_reg_m(reg_m, solver):
+    """``(rho_a, rho_b, invalid)`` from ``reg_m`` (None, a scalar or a pair): ``inf`` becomes None."""
+    if reg_m is None:
+        return None, None, np.bool_(False)
+    pair = tuple(reg_m) if isinstance(reg_m, (tuple, list)) else (reg_m, reg_m)
+    if len(pair) != 2:
+        raise ValueError(f"{solver}: reg_m must be a number or a pair (rho_a, rho_b), got {len(pair)} values")
+    out, invalid = [], np.bool_(False)
+    for side, rho in zip(("reg_m[0]", "reg_m[1]"), pair):
+        if is_concrete(rho):
+            value = float(np.asarray(rho))
+            if not value > 0:
+                raise ValueError(f"{solver}: {side} must be > 0 (or inf for a hard marginal), got {value}")
+            out.append(None if value == np.inf else rho)
+        else:
+            out.append(rho)
+            invalid = invalid | check_positive(rho, side, solver)
+    return out[0], out[1], invalid
+
+
 def _has_nan(*xs):
     return jnp.any(jnp.array([jnp.any(jnp.isnan(x) | (x == jnp.inf)) for x in xs]))
 
@@ -43,6 +78,7 @@ def sinkhorn(
     b=None,
     *,
     epsilon,
+    reg_m=None,
     relative_epsilon: bool = False,
     tol: float = 1e-4,
     max_iters: int = 5000,
@@ -60,9 +96,25 @@ def sinkhorn(
     ``f <- eps log a - eps LSE_j((g_j - C_ij)/eps)``, then the same for ``g``.
     Stops when the L1 row-marginal error (relative to the mass) is ``<= tol``.
 
+    **Unbalanced** transport (``reg_m = rho`` or ``(rho_a, rho_b)``; Chizat et al. 2018)
+    replaces the marginal constraints by penalties,
+    ``min_{P >= 0} <C, P> + eps KL(P | a b^T) + rho_a KL(P 1 | a) + rho_b KL(P^T 1 | b)``
+    (generalised KL; the masses of ``a`` and ``b`` may differ; ``inf`` keeps that side a
+    hard constraint). The updates are the balanced ones damped by
+    ``tau = rho / (rho + eps)``: ``f <- eps log a - tau eps LSE_j((g_j - C_ij)/eps)``;
+    the stopping rule measures the rows against their optimal masses
+    ``a exp(-(f - eps log a) / rho_a)``. This is POT's ``sinkhorn_unbalanced`` with
+    ``reg_type="kl"`` (``reg = eps``) and OTT-JAX's ``tau_a = rho_a / (rho_a + eps)``.
+
     Args:
       geom: ``[n, m]`` cost matrix, :class:`~ot_jax.Geometry` or :class:`~ot_jax.PointCloud`.
       a: ``[n]`` source weights (uniform if None); b: ``[m]`` target weights.
+      reg_m: None (balanced, the default), a number ``rho > 0`` for both sides, or a pair
+        ``(rho_a, rho_b)``; ``float("inf")`` for a hard marginal. Then ``cost`` is ``<C, P>``,
+        ``reg_cost`` the whole objective above, and the bounds bracket the unregularised
+        unbalanced value (:class:`~ot_jax.solvers.results.EntropicResult`); every
+        ``grad_mode`` applies and the implicit one also differentiates in ``reg_m``.
+        Needs ``mode="log"`` (``"auto"`` picks it).
       epsilon: regularisation, > 0 (multiplied by the mean cost if ``relative_epsilon``; that
         scale is read without a derivative, so gradients treat the resulting epsilon as a constant).
       tol: tolerance on the relative L1 marginal error.
@@ -100,9 +152,12 @@ def sinkhorn(
     _entropic.check_grad_mode(grad_mode, solver, _GRAD_MODES)
     if mode not in ("log", "scaling", "auto"):
         raise ValueError(f"{solver}: mode must be 'log', 'scaling' or 'auto', got {mode!r}")
-    geom, a, b, invalid = prepare(geom, a, b, solver)
+    rho_a, rho_b, bad_rho = _parse_reg_m(reg_m, solver)
+    unbalanced = rho_a is not None or rho_b is not None
+    geom, a, b, invalid = prepare(geom, a, b, solver, balanced=not unbalanced)
     dtype = geom.dtype
-    invalid = invalid | check_positive(epsilon, "epsilon", solver)
+    rho = tuple(None if r is None else jnp.asarray(r, dtype) for r in (rho_a, rho_b))
+    invalid = invalid | bad_rho | check_positive(epsilon, "epsilon", solver)
     eps = jnp.asarray(epsilon, dtype)
     if relative_epsilon:
         eps = eps * jax.lax.stop_gradient(geom.mean_cost())
@@ -124,16 +179,18 @@ def sinkhorn(
             raise ValueError(f"{solver}: init potentials must have shapes ({n},) and ({m},), "
                              f"got {init[0].shape} and {init[1].shape}")
         init = jax.lax.stop_gradient(init) if grad_mode != "unroll" else init
+    if mode == "scaling" and unbalanced:
+        raise ValueError(f"{solver}: unbalanced transport (reg_m) needs mode='log' or 'auto'")
     if mode == "auto":
         mode = "log"
-        if isinstance(geom, Geometry) and epsilon_init is None:
+        if isinstance(geom, Geometry) and epsilon_init is None and not unbalanced:
             spread = (jnp.max(geom.cost) - jnp.min(geom.cost)) / eps
             if concrete_true(spread <= _SAFE_SCALING_RANGE[jnp.finfo(dtype).bits]):
                 mode = "scaling"
     if mode == "scaling" and epsilon_init is not None:
         raise ValueError(f"{solver}: epsilon scaling needs mode='log'")
 
-    result = _solve(geom, a, b, eps, eps0, init, invalid, tol, mode=mode, grad_mode=grad_mode,
+    result = _solve(geom, a, b, eps, eps0, init, invalid, tol, rho, mode=mode, grad_mode=grad_mode,
                     max_iters=int(max_iters), check_every=int(check_every), epsilon_decay=float(epsilon_decay))
     messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: a NaN or inf appeared in the iterates "
                 "(mode='scaling' underflows for small epsilon: use mode='log'; or check the inputs)"}
@@ -141,21 +198,26 @@ def sinkhorn(
 
 
 @functools.partial(jax.jit, static_argnames=("mode", "grad_mode", "max_iters", "check_every", "epsilon_decay"))
-def _solve(geom, a, b, eps, eps0, init, invalid, tol, *, mode, grad_mode, max_iters, check_every,
+def _solve(geom, a, b, eps, eps0, init, invalid, tol, rho, *, mode, grad_mode, max_iters, check_every,
            epsilon_decay):
     """The iterations and the result, for checked inputs (see :func:`sinkhorn`).
 
     Jitted (settings static; ``tol``, ``eps`` and the inputs dynamic), so repeated eager
     calls reuse one compiled program; inside an outer ``jit``/``vmap``/``grad`` it is inlined.
-    ``eps0`` (start of the epsilon schedule) and ``init`` may be None.
+    ``eps0`` (start of the epsilon schedule) and ``init`` may be None; ``rho = (rho_a, rho_b)``
+    the marginal penalties (None: a hard marginal).
     """
     dtype = geom.dtype
     n, m = geom.shape
     if grad_mode == "unroll":
-        a_s, b_s, geom_s, eps_s = a, b, geom, eps
+        a_s, b_s, geom_s, eps_s, rho_s = a, b, geom, eps, rho
     else:
-        a_s, b_s, geom_s, eps_s = jax.lax.stop_gradient((a, b, geom, eps))
+        a_s, b_s, geom_s, eps_s, rho_s = jax.lax.stop_gradient((a, b, geom, eps, rho))
     log_a, log_b = _entropic.log_or_zero(a_s), _entropic.log_or_zero(b_s)
+    unbalanced = rho[0] is not None or rho[1] is not None
+
+    def damping(r, e):  # tau = rho / (rho + eps); 1 for a hard marginal
+        return 1.0 if r is None else r / (r + e)
 
     def eps_at(it):
         if eps0 is None:
@@ -167,11 +229,15 @@ def _solve(geom, a, b, eps, eps0, init, invalid, tol, *, mode, grad_mode, max_it
         def step(state, it, check):
             f, g = state
             e = eps_at(it)
-            f_new = jnp.where(a_s > 0, e * (log_a - geom_s.lse(g, e, axis=1)), -jnp.inf)
-            g_new = jnp.where(b_s > 0, e * (log_b - geom_s.lse(f_new, e, axis=0)), -jnp.inf)
+            lse_g = geom_s.lse(g, e, axis=1)
+            f_new = jnp.where(a_s > 0, e * (log_a - damping(rho_s[0], e) * lse_g), -jnp.inf)
+            g_new = jnp.where(b_s > 0, e * (log_b - damping(rho_s[1], e) * geom_s.lse(f_new, e, axis=0)), -jnp.inf)
             err = jnp.zeros((), dtype)
             if check:
-                err = _row_error(a_s, f, f_new, e)
+                if unbalanced:
+                    err = _marginal_error(a_s, f, lse_g, e, rho_s[0])
+                else:
+                    err = _row_error(a_s, f, f_new, e)
                 err = jnp.where(e > eps_s, jnp.inf, err)
                 err = jnp.where(_has_nan(f_new, g_new), jnp.nan, err)
             return (f_new, g_new), err
@@ -212,5 +278,5 @@ def _solve(geom, a, b, eps, eps0, init, invalid, tol, *, mode, grad_mode, max_it
         f, g = eps_s * _entropic.safe_log(u), eps_s * _entropic.safe_log(v)
 
     result = _entropic.entropic_result(geom, a, b, f, g, eps, loop, invalid,
-                                       grad_mode=grad_mode, regularised=True, tol=tol)
+                                       grad_mode=grad_mode, regularised=True, tol=tol, rho=rho)
     return result

@@ -11,8 +11,10 @@ document distances, their WCD/RWMD lower bounds and the pruned kNN; the function
 
 from ot_jax.tools import color, da, gaussian, jdot, regression, sorting, tracking, wmd
 from ot_jax.tools.color import ColorTransferResult, color_transfer
-from ot_jax.tools.gaussian import gaussian_entropic_plan, gaussian_w2
+from ot_jax.tools.gaussian import (GaussianBarycenter, gaussian_barycenter, gaussian_entropic_cost,
+                                   gaussian_entropic_plan, gaussian_monge_map, gaussian_w2)
 from ot_jax.tools.sorting import soft_quantile, soft_rank, soft_sort, soft_topk
 
-__all__ = ["color", "da", "jdot", "wmd", "gaussian", "regression", "sorting", "tracking", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2",
+__all__ = ["color", "da", "jdot", "wmd", "gaussian", "regression", "sorting", "tracking", "ColorTransferResult", "color_transfer", "gaussian_entropic_plan", "gaussian_w2", "gaussian_entropic_cost",
+           "gaussian_monge_map", "gaussian_barycenter", "GaussianBarycenter",
            "soft_topk", "soft_sort", "soft_rank", "soft_quantile"]

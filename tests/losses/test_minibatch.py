@@ -184,6 +184,22 @@ def test_sinkhorn_primal_shrinks_ipot_does_not():
     assert sinkhorn_ratio < 0.8 * ipot_ratio
 
 
+def test_sinkhorn_divergence_objective_is_debiased_and_does_not_shrink():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(16, 2)))
+    y0 = x + 0.3 * jnp.asarray(rng.normal(size=(16, 2)))
+    loss = lambda v: mb.sinkhorn_loss(None, x, v, epsilon=1.0, relative_epsilon=True, objective="divergence",
+                                      grad_mode="envelope", tol=1e-9, max_iters=5000)
+    assert abs(float(loss(x).value)) < 1e-9  # zero at y = x, where the primal objective is far from 0
+    eps = float(jnp.mean(jnp.sum((x[:, None] - y0[None]) ** 2, -1)))
+    direct = ot_jax.sinkhorn_divergence(ot_jax.PointCloud(x, y0), epsilon=eps, tol=1e-9, max_iters=5000)
+    assert abs(float(loss(y0).value) - float(direct.divergence)) < 1e-10
+    ratio = _descend(loss, x, y0)
+    primal = _descend(lambda v: mb.sinkhorn_loss(None, x, v, epsilon=1.0, relative_epsilon=True,
+                                                 grad_mode="envelope"), x, y0)
+    assert abs(ratio - 1.0) < 0.02 and ratio > primal + 0.2
+
+
 # ----------------------------------------------------------------------------- jit, grad, dtypes
 
 

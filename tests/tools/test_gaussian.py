@@ -161,3 +161,86 @@ def test_invalid_inputs_raise_readable_errors(rng):
         ot_jax.gaussian_entropic_plan(np.zeros(2), eye, np.zeros(2), eye, lam=0.0)
     with pytest.raises(ValueError, match="cov1 must be positive definite"):
         ot_jax.gaussian_entropic_plan(np.zeros(2), np.diag([1.0, 0.0]), np.zeros(2), eye, lam=1.0)
+
+
+# ----------------------------------------------------------------------------- maps, barycenters, entropic value
+from ot_jax.tools import gaussian as gaussian_tools  # noqa: E402
+
+
+def _spd(rng, d):
+    m = rng.normal(size=(d, d))
+    return m @ m.T + 0.5 * np.eye(d)
+
+
+def test_monge_map_equals_pot_and_pushes_the_source_onto_the_target():
+    rng = np.random.default_rng(0)
+    a, b, m1, m2 = _spd(rng, 3), _spd(rng, 3), rng.normal(size=3), rng.normal(size=3)
+    linear, shift = gaussian_tools.gaussian_monge_map(m1, a, m2, b)
+    ref_linear, ref_shift = ot.gaussian.bures_wasserstein_mapping(m1, m2, a, b)
+    np.testing.assert_allclose(np.asarray(linear), ref_linear, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(shift), ref_shift, atol=1e-12)
+    linear = np.asarray(linear)
+    np.testing.assert_allclose(linear @ a @ linear, b, atol=1e-10)  # T#N(m1, A) = N(m2, B)
+    assert np.all(np.linalg.eigvalsh(linear) >= 0)  # the gradient of a convex function
+    # Its cost is W2^2.
+    w2 = float(ot_jax.gaussian_w2(m1, a, m2, b))
+    cost = np.sum((m1 - (linear @ m1 + np.asarray(shift))) ** 2) + np.trace((np.eye(3) - linear) @ a @ (np.eye(3) - linear))
+    assert abs(cost - w2 ** 2) <= 1e-10
+
+
+def test_barycenter_equals_pot_and_its_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    d = 3
+    covs = np.stack([_spd(rng, d) for _ in range(4)])
+    means = rng.normal(size=(4, d))
+    weights = rng.dirichlet(np.ones(4))
+    out = gaussian_tools.gaussian_barycenter(means, covs, weights)
+    ref_mean, ref_cov = ot.gaussian.bures_wasserstein_barycenter(means, covs, weights, num_iter=10000, eps=1e-14)
+    assert bool(out.converged)
+    np.testing.assert_allclose(np.asarray(out.cov), ref_cov, atol=1e-11)
+    np.testing.assert_allclose(np.asarray(out.mean), ref_mean, atol=1e-12)
+    probe = np.arange(d * d, dtype=float).reshape(d, d)
+    value = lambda covs, weights: jnp.sum(gaussian_tools.gaussian_barycenter(means, covs, weights).cov * probe)
+    grad_covs, grad_weights = jax.grad(value, argnums=(0, 1))(covs, weights)
+    h = 1e-5
+    for k, i, j in [(0, 0, 0), (0, 0, 2), (3, 1, 2)]:  # symmetric perturbations of covs[k]
+        up, down = covs.copy(), covs.copy()
+        up[k, i, j] += h
+        up[k, j, i] = up[k, i, j]
+        down[k, i, j] -= h
+        down[k, j, i] = down[k, i, j]
+        fd = (float(value(up, weights)) - float(value(down, weights))) / (2 * h)
+        g = np.asarray(grad_covs)[k]
+        expected = g[i, j] + g[j, i] if i != j else g[i, i]
+        assert abs(fd - expected) <= 1e-5 * max(1.0, abs(fd))
+    for k in range(4):
+        up, down = weights.copy(), weights.copy()
+        up[k] += h
+        down[k] -= h
+        fd = (float(value(covs, up)) - float(value(covs, down))) / (2 * h)
+        assert abs(fd - float(grad_weights[k])) <= 1e-5 * max(1.0, abs(fd))
+
+
+def test_entropic_cost_is_the_limit_of_sinkhorn_on_a_fine_grid():
+    lam = 0.5
+    xs = np.linspace(-9.0, 10.0, 1200)
+    pa = np.exp(-xs ** 2 / 2.0)
+    pb = np.exp(-(xs - 1.0) ** 2 / 4.0)
+    out = ot_jax.sinkhorn((xs[:, None] - xs[None]) ** 2, pa / pa.sum(), pb / pb.sum(), epsilon=lam, tol=1e-10,
+                          max_iters=20000)
+    closed = gaussian_tools.gaussian_entropic_cost(np.zeros(1), np.eye(1), np.ones(1), 2.0 * np.eye(1), lam=lam)
+    assert bool(out.converged)
+    assert abs(float(out.reg_cost) - float(closed)) <= 1e-6
+    # lam -> 0: the entropic value tends to W2^2.
+    small = gaussian_tools.gaussian_entropic_cost(np.zeros(1), np.eye(1), np.ones(1), 2.0 * np.eye(1), lam=1e-8)
+    w2 = float(ot_jax.gaussian_w2(np.zeros(1), np.eye(1), np.ones(1), 2.0 * np.eye(1)))
+    assert abs(float(small) - w2 ** 2) <= 1e-6
+
+
+def test_barycenter_input_errors():
+    with pytest.raises(ValueError, match=r"covs must have shape \(2, 2, 2\)"):
+        gaussian_tools.gaussian_barycenter(np.zeros((2, 2)), np.stack([np.eye(3)] * 2))
+    with pytest.raises(ValueError, match="weights must be finite, >= 0"):
+        gaussian_tools.gaussian_barycenter(np.zeros((2, 2)), np.stack([np.eye(2)] * 2), weights=[1.0, -0.5])
+    with pytest.raises(ValueError, match="must be positive definite"):
+        gaussian_tools.gaussian_barycenter(np.zeros((2, 2)), np.stack([np.eye(2), np.zeros((2, 2))]))

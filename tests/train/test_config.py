@@ -147,6 +147,20 @@ def test_a_loss_setting_unknown_to_the_chosen_loss_is_rejected():
     assert compose_config(["experiment=generator_mixture", "loss=sinkhorn", "loss.epsilon=0.1"]).loss.epsilon == 0.1
 
 
+def test_the_sinkhorn_divergence_loss_option_is_the_debiased_divergence():
+    import hydra.utils
+    import jax
+    import numpy as np
+
+    import ot_jax
+
+    cfg = compose_config(["experiment=generator_mixture", "loss=sinkhorn_divergence", "loss.epsilon=0.5"])
+    loss = hydra.utils.instantiate(cfg.loss)
+    x, y = np.random.default_rng(0).normal(size=(2, 12, 2))
+    expected = ot_jax.sinkhorn_divergence(ot_jax.PointCloud(x, y), epsilon=0.5, max_iters=500).divergence
+    assert abs(float(loss(jax.random.PRNGKey(0), x, y).value) - float(expected)) < 1e-12
+
+
 # --- sweeps ------------------------------------------------------------------------------------
 
 def _jobs(params) -> list[list[str]]:

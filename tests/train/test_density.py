@@ -93,6 +93,7 @@ def test_density_trainer_refuses_plain_generators_and_bad_lam(tmp_path):
 
 
 
+@pytest.mark.slow  # a 28 s convergence run; the fast suite runs the trainer in test_experiments.py
 def test_a_short_density_run_reduces_the_kl_to_the_closed_form(tmp_path, float32):
     cfg = compose_config(["experiment=density_gaussian", "trainer.lam=1.0", "trainer.reference.grid_size=48",
                     "model.hidden=[32,32]", "model.solver=midpoint", "model.step_size=constant", "model.n_steps=2",

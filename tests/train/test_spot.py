@@ -22,6 +22,7 @@ from train.loop import TrainingDiverged, fit
 from train.runner import build_trainer
 
 
+@pytest.mark.slow  # a 27 s convergence run; the fast suite runs the trainer in test_experiments.py
 def test_short_spot_run_moves_the_w_estimate_toward_5(tmp_path, float32):
     cfg = compose_config(["experiment=spot_w_distance", "trainer.ema_decay=0.99", "data.n_samples=20000"])
     trainer = build_trainer(cfg, str(tmp_path))
