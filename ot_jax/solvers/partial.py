@@ -145,7 +145,6 @@ def partial_sinkhorn(
 @functools.partial(jax.jit, static_argnames=("grad_mode", "max_iters", "check_every"))
 def _solve(geom, a, b, mass, eps, invalid, tol, *, grad_mode, max_iters, check_every):
     dtype = geom.dtype
-    n, m = geom.shape
     if grad_mode == "unroll":
         a_s, b_s, geom_s, eps_s, mass_s = a, b, geom, eps, mass
     else:
