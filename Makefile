@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-dev
 
 figures: $(VENV)/.installed-run
 	$(PY) scripts/make_figures.py
+	$(PY) scripts/toolbox_demos.py
 	$(PY) scripts/soft_topk_figure.py
 
 # Sweeps live in conf/sweep/<name>.yaml (swept values, sweep directory, launcher):
