@@ -24,7 +24,7 @@ run: $(VENV)/.installed-run
 	$(PY) -m train
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist loadscope
 
 test-slow: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -n auto -m slow

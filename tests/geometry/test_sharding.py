@@ -40,6 +40,7 @@ def report():
     return out
 
 
+@pytest.mark.slow  # two processes over a TCP coordinator (~12 s); the 8-device single-process checks stay fast
 def test_two_processes_solve_one_sharded_problem():
     """Multi-host: 2 processes x 2 CPU devices, one mesh, one Sinkhorn; equal to the unsharded solve."""
     with socket.socket() as sock:

@@ -132,6 +132,7 @@ def _fit(data, mass, steps=80):
     return float(jnp.linalg.norm(w - data.beta) / jnp.linalg.norm(data.beta))
 
 
+@pytest.mark.slow  # two ROBOT fits to convergence (~18 s); the partial hypergradient is checked against finite differences in the fast suite
 def test_partial_transport_ignores_outliers_that_pull_plain_robot():
     kw = dict(d_unpaired=2, n_outputs=2, shuffled=1.0, snr=100.0, x_law="uniform")
     clean = _fit(shuffled_regression(jax.random.PRNGKey(2), 60, **kw), None)

@@ -3,12 +3,14 @@ against the true dynamics, the AltMin tracker and finite differences."""
 
 import jax
 import numpy as np
+import pytest
 
 from ot_jax.data.tracking import moving_objects
 from ot_jax.losses.tracking import fit_dynamics, tracking_loss
 from ot_jax.tools import tracking
 
 
+@pytest.mark.slow  # two fits to convergence (~10 s); the tracking loss and its gradient are checked fast in this file
 def test_robot_and_alt_min_recover_the_dynamics_from_detections_alone():
     tracks = moving_objects(jax.random.PRNGKey(2), 12, 4, angle=0.6, process_noise=0.0, detection_noise=0.0)
     fitted, losses = fit_dynamics(tracks.detections, epsilons=(1.0, 1e-2, 1e-3), steps=150, learning_rate=2e-2)

@@ -283,7 +283,10 @@ def test_batched_input_equals_loop_and_vmap(rng):
                                np.asarray(ot_jax.barycenter(a, cost, **sink).barycenter), atol=1e-12)
 
 
-@pytest.mark.parametrize("method,kw", [("sinkhorn", dict(epsilon=0.05)), ("ipot", dict(beta=0.05))])
+@pytest.mark.parametrize("method,kw", [
+    pytest.param("sinkhorn", dict(epsilon=0.05), marks=pytest.mark.slow),  # ~11 s; Sinkhorn's implicit gradient is checked fast
+    ("ipot", dict(beta=0.05)),
+])
 def test_unrolled_grad_matches_finite_differences(rng, method, kw):
     x, cost = line(8)
     a0 = rng.uniform(0.5, 1.0, size=(2, 8))

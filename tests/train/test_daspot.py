@@ -19,6 +19,7 @@ SMALL = ["experiment=daspot_rotated", "loop.steps=300", "loop.log_every=100", "l
          "trainer.eval_samples=128"]
 
 
+@pytest.mark.slow  # a 300-step training run (~20 s); the DASPOT loss, its terms and pseudo-labels are checked fast in tests/losses/test_daspot.py and tests/train/test_experiments.py runs the trainer for two steps
 def test_short_run_learns_the_source_and_reports_the_baseline(tmp_path):
     metrics = run_config(compose_config(SMALL), str(tmp_path))
     assert metrics["trainer"] == "train.daspot.build"

@@ -127,7 +127,7 @@ SLOW_RUNS = {
     "soft_beam_seq",  # tests/train/test_soft_beam.py runs it through the same config path
     "robot_linear", "robot_mlp", "robot_scale",  # tests/train/test_robot.py: runs, baselines, MLP, blocks
     "robot_cytometry",  # tests/train/test_robot.py: wells, their baselines, events from a file
-    "daspot_rotated",  # tests/train/test_daspot.py: a 300-step run through run_config, baseline, figures
+    # daspot_rotated runs below (two steps); tests/train/test_daspot.py (-m slow): a 300-step run that learns
     "daspot_colored", "daspot_textured", "daspot_usps",  # = daspot_rotated's trainer on another target domain
 }
 

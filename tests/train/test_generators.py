@@ -38,6 +38,7 @@ def test_ipot_generator_covers_the_modes_and_sinkhorn_at_large_eps_shrinks(tmp_p
     assert sinkhorn["heldout_w2"] > ipot["heldout_w2"]
 
 
+@pytest.mark.slow  # two WGAN training runs (~19 s); one clipped critic update is checked fast in tests/losses/test_adversarial.py
 def test_wgan_critic_stays_clipped_and_the_penalty_variant_does_not_clip(tmp_path, float32):
     cfg = compose_config(["experiment=wgan_mixture", "trainer.eval_samples=200", "trainer.w2_samples=50"])
     result = fit(build_trainer(cfg, str(tmp_path / "clip")), seed=0, output_dir=str(tmp_path / "clip"), steps=50,

@@ -66,6 +66,7 @@ CYTOMETRY_LOOP = ["experiment=robot_cytometry", "data.well_size=25", "trainer.bl
 CYTOMETRY = [*CYTOMETRY_LOOP, "data.n=500", "data.n_val=200"]
 
 
+@pytest.mark.slow  # a cytometry training run (~18 s); test_cytometry_from_an_events_file and the short linear run stay fast
 def test_cytometry_run_improves_on_least_squares_with_baselines_within_wells(tmp_path):
     metrics = run_config(compose_config(CYTOMETRY), str(tmp_path))
     assert metrics["oracle_val_error"] < metrics["val_error"] < metrics["least_squares_val_error"], metrics

@@ -112,6 +112,7 @@ def test_resuming_under_another_config_names_the_keys(finished, tmp_path):
     assert "resume=false" in message
 
 
+@pytest.mark.slow  # a multirun of subprocesses (~16 s); progress lines of one run are checked fast by the train.log test
 def test_piped_sweep_prints_progress_lines_and_reports(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     sweep = tmp_path / "sweep"

@@ -72,6 +72,7 @@ def test_soft_beams_at_small_epsilon_are_the_hard_beams():
     assert np.all(np.asarray(hard_s[:, 0]) >= np.asarray(greedy_s[:, 0]) - 1e-5)
 
 
+@pytest.mark.slow  # a training run through Hydra (~15 s); the soft beam's limits and gradients are checked fast in this file
 def test_soft_beam_run_through_the_hydra_config(tmp_path):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
