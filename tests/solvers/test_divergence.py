@@ -51,7 +51,10 @@ def test_divergence_of_cost_triple_equals_point_cloud():
     assert abs(float(lazy.divergence) - float(dense.divergence)) <= 1e-12
 
 
-@pytest.mark.parametrize("grad_mode", ["implicit", "envelope"])
+@pytest.mark.parametrize("grad_mode", [
+    pytest.param("implicit", marks=pytest.mark.slow),  # ~20 s of compiling both implicit backward passes;
+    "envelope",  # exact for the divergence; the implicit mode's gradients are checked fast in test_implicit.py
+])
 def test_divergence_gradient_equals_ott(grad_mode):
     x, y, a, b = _clouds(2, 15, 10)
     ours = jax.grad(lambda x: ot_jax.sinkhorn_divergence(ot_jax.PointCloud(x, y), a, b, epsilon=0.1, tol=1e-12,
