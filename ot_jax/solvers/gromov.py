@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax._checks import check_positive, check_weights, concrete_true, is_concrete
+from ot_jax._checks import all_finite, check_positive, check_weights, concrete_true, is_concrete
 from ot_jax.geometry import AbstractGeometry, Geometry, as_geometry
 from ot_jax.solvers import exact
 from ot_jax.solvers.results import EntropicResult, ExactResult, Status, raise_on_status
@@ -243,7 +243,7 @@ def _check_costs(cost_x, cost_y, cost_xy, loss, solver):
     named = (("cost_x", cost_x), ("cost_y", cost_y), ("cost_xy", cost_xy))
     flag = np.bool_(False)
     for name, c in named:
-        bad = ~jnp.all(jnp.isfinite(c)) if not is_concrete(c) else np.bool_(not np.all(np.isfinite(np.asarray(c))))
+        bad = ~all_finite(c)
         if concrete_true(bad):
             raise ValueError(f"{solver}: {name} contains NaN or inf")
         flag = flag | bad
