@@ -172,7 +172,8 @@ def gromov_wasserstein(
       problem), ``grad_mode="envelope"``. ``reg_cost`` is differentiable by the envelope
       theorem in ``cost_x``, ``cost_y``, ``cost_xy``, ``alpha``, ``epsilon``, ``a`` and
       ``b``; ``cost`` and the plan carry no derivative (constants under ``jax.grad``:
-      differentiate ``reg_cost``).
+      differentiate ``reg_cost``). Its ``rounded()`` is that of the last linear solve: a
+      feasible plan whose ``cost`` is the linearised cost ``<geom, P>``, not ``c(P)``.
 
       ``status`` is ``CONVERGED`` when the stopping rule was met (a stationary point to
       ``tol``; nonconvex, so not certified globally optimal), ``MAX_ITERS``, or the
