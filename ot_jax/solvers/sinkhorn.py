@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ot_jax.geometry import Geometry
-from ot_jax.solvers import _entropic
+from ot_jax.solvers import _anderson, _entropic, _initializers
 from ot_jax.solvers._implicit import target_mass
 from ot_jax.solvers.loop import fixed_point_loop
 from ot_jax._checks import check_positive, concrete_true, is_concrete
@@ -83,7 +83,8 @@ def sinkhorn(
     tol: float = 1e-4,
     max_iters: int = 5000,
     check_every: int = 10,
-    init: tuple | None = None,
+    init: tuple | str | None = None,
+    anderson: int | None = None,
     epsilon_init=None,
     epsilon_decay: float = 0.9,
     mode: Literal["log", "scaling", "auto"] = "log",
@@ -119,7 +120,22 @@ def sinkhorn(
         scale is read without a derivative, so gradients treat the resulting epsilon as a constant).
       tol: tolerance on the relative L1 marginal error.
       max_iters: iteration cap (static); check_every: iterations per error check (static).
-      init: warm start ``(f [n], g [m])`` potentials, e.g. ``previous.f, previous.g``.
+      init: starting potentials: None (zeros), a pair ``(f [n], g [m])`` (a warm start, e.g.
+        ``previous.f, previous.g``), ``"gaussian"`` (the Kantorovich potential between
+        Gaussian fits of the two clouds; a :class:`~ot_jax.PointCloud` with the squared
+        Euclidean cost) or ``"sorting"`` (the exact unregularised dual of a one-dimensional
+        problem, from the sorted points; a ``PointCloud`` with ``d = 1``, any weights):
+        Thornton & Cuturi 2023's initializers. The fixed point, and so every output and
+        gradient, does not depend on the start; only the number of iterations does.
+      anderson: None (off) or the memory ``M >= 1`` of Anderson acceleration on the column
+        potential: between checks each iterate is the combination of the last ``M``
+        Sinkhorn images whose residuals cancel best (:mod:`ot_jax.solvers._anderson`); the
+        checking iteration stays a plain one, so the stopping rule and ``status`` certify
+        the returned potentials as without it. Needs ``mode="log"`` (``"auto"`` picks it) and
+        ``grad_mode`` ``"implicit"`` or ``"envelope"`` (unrolled derivatives would stop
+        with the accelerated iterates, before they converge). In float32 the mixing pauses
+        once the error is down at the rounding level of the potentials,
+        ``max|g| * 2^-23 / eps``, and plain iterations finish.
       epsilon_init: start of an epsilon-scaling schedule
         ``eps_t = max(epsilon, epsilon_init * epsilon_decay**t)`` (same units as epsilon);
         convergence is only declared at the target epsilon.
@@ -171,7 +187,11 @@ def sinkhorn(
             eps0 = eps0 * jax.lax.stop_gradient(geom.mean_cost())
     n, m = geom.shape
 
-    if init is not None:
+    init_kind = None
+    if isinstance(init, str):
+        _initializers.check_initializer(init, geom, solver)
+        init_kind, init = init, None
+    elif init is not None:
         if not isinstance(init, (tuple, list)) or len(init) != 2:
             raise ValueError(f"{solver}: init must be a pair (f [{n}], g [{m}]) of potentials, got {type(init).__name__}")
         init = (jnp.asarray(init[0], dtype), jnp.asarray(init[1], dtype))
@@ -179,11 +199,19 @@ def sinkhorn(
             raise ValueError(f"{solver}: init potentials must have shapes ({n},) and ({m},), "
                              f"got {init[0].shape} and {init[1].shape}")
         init = jax.lax.stop_gradient(init) if grad_mode != "unroll" else init
+    if anderson is not None and (isinstance(anderson, bool) or int(anderson) != anderson or anderson < 1):
+        raise ValueError(f"{solver}: anderson must be None or a memory >= 1 (an int), got {anderson!r}")
     if mode == "scaling" and unbalanced:
         raise ValueError(f"{solver}: unbalanced transport (reg_m) needs mode='log' or 'auto'")
+    if anderson is not None and grad_mode == "unroll":
+        raise ValueError(f"{solver}: anderson acceleration stops the iterations before their derivatives "
+                         "converge, so grad_mode='unroll' would be inaccurate: use grad_mode='implicit' "
+                         "(exact at any start and speed-up)")
+    if mode == "scaling" and anderson is not None:
+        raise ValueError(f"{solver}: anderson acceleration needs mode='log' or 'auto'")
     if mode == "auto":
         mode = "log"
-        if isinstance(geom, Geometry) and epsilon_init is None and not unbalanced:
+        if isinstance(geom, Geometry) and epsilon_init is None and not unbalanced and anderson is None:
             spread = (jnp.max(geom.cost) - jnp.min(geom.cost)) / eps
             if concrete_true(spread <= _SAFE_SCALING_RANGE[jnp.finfo(dtype).bits]):
                 mode = "scaling"
@@ -191,21 +219,24 @@ def sinkhorn(
         raise ValueError(f"{solver}: epsilon scaling needs mode='log'")
 
     result = _solve(geom, a, b, eps, eps0, init, invalid, tol, rho, mode=mode, grad_mode=grad_mode,
-                    max_iters=int(max_iters), check_every=int(check_every), epsilon_decay=float(epsilon_decay))
+                    max_iters=int(max_iters), check_every=int(check_every), epsilon_decay=float(epsilon_decay),
+                    anderson=None if anderson is None else int(anderson), init_kind=init_kind)
     messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: a NaN or inf appeared in the iterates "
                 "(mode='scaling' underflows for small epsilon: use mode='log'; or check the inputs)"}
     return raise_on_status(result, solver, "epsilon", messages=messages) if throw else result
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "grad_mode", "max_iters", "check_every", "epsilon_decay"))
+@functools.partial(jax.jit, static_argnames=("init_kind", "mode", "grad_mode", "max_iters", "check_every",
+                                             "epsilon_decay", "anderson"))
 def _solve(geom, a, b, eps, eps0, init, invalid, tol, rho, *, mode, grad_mode, max_iters, check_every,
-           epsilon_decay):
+           epsilon_decay, anderson, init_kind):
     """The iterations and the result, for checked inputs (see :func:`sinkhorn`).
 
     Jitted (settings static; ``tol``, ``eps`` and the inputs dynamic), so repeated eager
     calls reuse one compiled program; inside an outer ``jit``/``vmap``/``grad`` it is inlined.
-    ``eps0`` (start of the epsilon schedule) and ``init`` may be None; ``rho = (rho_a, rho_b)``
-    the marginal penalties (None: a hard marginal).
+    ``eps0`` (start of the epsilon schedule) and ``init`` (a pair of potentials) may be None;
+    ``init_kind`` names an initializer instead; ``anderson`` is the acceleration's memory or None;
+    ``rho = (rho_a, rho_b)`` the marginal penalties (None: a hard marginal).
     """
     dtype = geom.dtype
     n, m = geom.shape
@@ -225,30 +256,47 @@ def _solve(geom, a, b, eps, eps0, init, invalid, tol, rho, *, mode, grad_mode, m
         return jnp.maximum(eps_s, eps0 * epsilon_decay ** it.astype(dtype))
 
     if mode == "log":
+        live_b = b_s > 0
 
         def step(state, it, check):
-            f, g = state
+            f, g, history = state
             e = eps_at(it)
             lse_g = geom_s.lse(g, e, axis=1)
             f_new = jnp.where(a_s > 0, e * (log_a - damping(rho_s[0], e) * lse_g), -jnp.inf)
-            g_new = jnp.where(b_s > 0, e * (log_b - damping(rho_s[1], e) * geom_s.lse(f_new, e, axis=0)), -jnp.inf)
+            lse_f = geom_s.lse(f_new, e, axis=0)
+            g_new = jnp.where(live_b, e * (log_b - damping(rho_s[1], e) * lse_f), -jnp.inf)
+            g_next = g_new
+            if anderson is not None:
+                history = _anderson.push(history, g, g_new, live_b)
+                if not check:  # the checking iteration stays plain: its error certifies (f_new, g_new)
+                    g_next = jnp.where(e > eps_s, g_new, _anderson.mix(history, g_new, live_b))
             err = jnp.zeros((), dtype)
             if check:
-                if unbalanced:
+                if anderson is not None:
+                    # Rows of the plan (f_new, g) are exact; measure its columns (g was mixed).
+                    err = _marginal_error(b_s, g, lse_f, e, rho_s[1])
+                elif unbalanced:
                     err = _marginal_error(a_s, f, lse_g, e, rho_s[0])
                 else:
                     err = _row_error(a_s, f, f_new, e)
                 err = jnp.where(e > eps_s, jnp.inf, err)
                 err = jnp.where(_has_nan(f_new, g_new), jnp.nan, err)
-            return (f_new, g_new), err
+                if anderson is not None:
+                    history = _anderson.update_activity(history, err, g_new, live_b, e)
+            return (f_new, g_next, history), err
 
-        if init is None:
-            state0 = (jnp.zeros(n, dtype), jnp.zeros(m, dtype))
+        if init is not None:
+            f0, g0 = init
+        elif init_kind is not None:
+            e0 = eps_s if eps0 is None else jnp.maximum(eps_s, eps0)
+            f0 = _initializers.initial_row_potential(init_kind, geom_s, a_s, b_s, e0)
+            g0 = jnp.where(live_b, e0 * (log_b - damping(rho_s[1], e0) * geom_s.lse(f0, e0, axis=0)), -jnp.inf)
         else:
-            state0 = init
-        loop = fixed_point_loop(step, state0, max_iters=max_iters, check_every=check_every, tol=tol,
+            f0, g0 = jnp.zeros(n, dtype), jnp.zeros(m, dtype)
+        history0 = None if anderson is None else _anderson.init_history(anderson, m, dtype)
+        loop = fixed_point_loop(step, (f0, g0, history0), max_iters=max_iters, check_every=check_every, tol=tol,
                                 differentiable=grad_mode == "unroll", dtype=dtype)
-        f, g = loop.state
+        f, g, _ = loop.state
     else:
         if isinstance(geom_s, Geometry):
             kernel = jnp.exp(-geom_s.cost / eps_s)
