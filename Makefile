@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) scripts/bench_sharding.py
 	$(PY) scripts/bench_soft_sort.py
 	$(PY) scripts/bench_toolbox.py
+	$(PY) scripts/bench_acceleration.py
 	$(PY) scripts/ipot_status_table.py
 
 figures: $(VENV)/.installed-run
