@@ -70,6 +70,8 @@ def sinkhorn_divergence(
     max_iters: int = 5000,
     check_every: int = 10,
     grad_mode: str = "implicit",
+    init=None,
+    anderson: int | None = None,
     throw: bool = False,
 ) -> DivergenceResult:
     """Debiased entropic OT ``S_eps(a, b) = OT_eps(a, b) - OT_eps(a, a) / 2 - OT_eps(b, b) / 2``.
@@ -91,6 +93,8 @@ def sinkhorn_divergence(
       tol, max_iters, check_every, grad_mode: as :func:`ot_jax.sinkhorn` (``"implicit"``
         by default: every output differentiable; ``"envelope"`` is exact for
         ``divergence`` and the cheapest for training; ``"unroll"``).
+      init, anderson: start and acceleration of the cross term ``OT_eps(a, b)``, as
+        :func:`ot_jax.sinkhorn` (the self terms' averaged update needs neither).
       throw: raise when a term did not converge or on bad input.
 
     Returns:
@@ -112,7 +116,7 @@ def sinkhorn_divergence(
         raise ValueError(f"{solver}: the self costs must be [n, n] = [{n}, {n}] and [m, m] = [{m}, {m}], got "
                          f"{list(geom_xx.shape)} and {list(geom_yy.shape)}")
     options = dict(epsilon=epsilon, tol=tol, max_iters=max_iters, check_every=check_every, grad_mode=grad_mode)
-    xy = sinkhorn(geom_xy, a, b, **options)
+    xy = sinkhorn(geom_xy, a, b, init=init, anderson=anderson, **options)
     xx = _symmetric_sinkhorn(geom_xx, xy.a, **options)
     yy = _symmetric_sinkhorn(geom_yy, xy.b, **options)
     divergence = xy.reg_cost - 0.5 * (xx.reg_cost + yy.reg_cost)

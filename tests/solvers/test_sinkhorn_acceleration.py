@@ -179,3 +179,13 @@ def test_unbalanced_converges_fast_at_large_rho():
     ref = ot.unbalanced.sinkhorn_unbalanced(a, b, cost, 0.05, 100.0, method="sinkhorn", stopThr=0.0,
                                             numItermax=30000)
     np.testing.assert_allclose(out.plan, ref, atol=1e-9)
+
+
+def test_divergence_cross_term_accelerated():
+    x, y = _clouds(50, 40, 2, seed=6)
+    geom = ot_jax.PointCloud(x, y)
+    plain = ot_jax.sinkhorn_divergence(geom, epsilon=0.02, tol=1e-9, max_iters=20000)
+    fast = ot_jax.sinkhorn_divergence(geom, epsilon=0.02, tol=1e-9, max_iters=20000, init="gaussian", anderson=5)
+    assert int(fast.status) == 0 and int(plain.status) == 0
+    assert abs(float(fast.divergence - plain.divergence)) < 1e-8
+    assert int(fast.xy.n_iters) < int(plain.xy.n_iters)
