@@ -175,3 +175,11 @@ def check_int_at_least(value, name: str, fn: str, low: int = 1, allow_none: bool
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def check_unit_mass(w, name: str, fn: str):
+    """Traced flag ``|sum(w) - 1| > 1e-6`` (for ``INVALID_INPUT`` inside ``jit``); raises now when concrete."""
+    off = jnp.abs(jnp.sum(w) - 1.0) > 1e-6
+    if concrete_true(off):
+        raise ValueError(f"{fn}: {name} must sum to 1, got {float(jnp.sum(w)):.10g}")
+    return off

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax._checks import check_points, check_positive, check_weights, concrete_true
+from ot_jax._checks import check_points, check_positive, check_unit_mass, check_weights
 from ot_jax.geometry import PointCloud
 from ot_jax.solvers import exact
 from ot_jax.solvers.ipot import ipot
@@ -67,14 +67,6 @@ class FreeBarycenterResult:
         return result_repr(self, ("locations", "cost", "status", "n_iters"))
 
 
-def _unit_mass(w, name, solver):
-    """Traced flag ``|sum(w) - 1| > 1e-6``; raises now when concrete."""
-    off = jnp.abs(jnp.sum(w) - 1.0) > 1e-6
-    if concrete_true(off):
-        raise ValueError(f"{solver}: {name} must sum to 1, got {float(jnp.sum(w)):.10g}")
-    return off
-
-
 def _measures(points, point_weights, dim, dtype, solver):
     """``(stacked, ys, ws, invalid)``: stacked ``[K, n, d]``/``[K, n]`` arrays, or lists of them."""
     stacked = not isinstance(points, (list, tuple))
@@ -105,7 +97,7 @@ def _measures(points, point_weights, dim, dtype, solver):
         w = jnp.full((y.shape[0],), 1.0 / y.shape[0], dtype) if w is None else w
         checked_y.append(y.astype(dtype))
         checked_w.append(w)
-        invalid = invalid | bad | _unit_mass(w, f"point_weights[{k}]", solver)
+        invalid = invalid | bad | check_unit_mass(w, f"point_weights[{k}]", solver)
     if stacked:
         return True, jnp.stack(checked_y), jnp.stack(checked_w), invalid
     return False, tuple(checked_y), tuple(checked_w), invalid
@@ -183,7 +175,7 @@ def free_support_barycenter(
                                 owners=("init has {} points (k)", "points has {} measures (K)"))
     b = jnp.full((init.shape[0],), 1.0 / init.shape[0], dtype) if b is None else b
     lam = jnp.full((n_measures,), 1.0 / n_measures, dtype) if lam is None else lam
-    invalid = invalid | bad | _unit_mass(b, "init_weights", name) | _unit_mass(lam, "weights", name)
+    invalid = invalid | bad | check_unit_mass(b, "init_weights", name) | check_unit_mass(lam, "weights", name)
     if solver == "sinkhorn":
         invalid = invalid | check_positive(epsilon, "epsilon", name)
     inner = (None if epsilon is None else jnp.asarray(epsilon, dtype), None if beta is None else jnp.asarray(beta, dtype),

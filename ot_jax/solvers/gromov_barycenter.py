@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ot_jax._checks import all_finite, check_weights, concrete_true
+from ot_jax._checks import all_finite, check_int_at_least, check_unit_mass, check_weights, concrete_true
 from ot_jax.solvers.gromov import LOSSES, gromov_wasserstein
 from ot_jax.solvers.results import Status, raise_on_status, result_repr
 
@@ -114,9 +114,8 @@ def gromov_barycenter(
     name = "gromov_barycenter"
     if loss not in LOSSES:
         raise ValueError(f"{name}: loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
-    for label, value in (("max_iters", max_iters), ("inner_max_iters", inner_max_iters)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: {label} must be an integer >= 1, got {value!r}")
+    max_iters = check_int_at_least(max_iters, "max_iters", name, allow_none=False)
+    inner_max_iters = check_int_at_least(inner_max_iters, "inner_max_iters", name, allow_none=False)
     init = jnp.asarray(init)
     if init.ndim != 2 or init.shape[0] != init.shape[1] or init.shape[0] == 0:
         raise ValueError(f"{name}: init must be a non-empty square matrix [N, N], got shape {tuple(init.shape)}")
@@ -154,12 +153,12 @@ def gromov_barycenter(
         q, _, bad = check_weights(q, None, (c.shape[0], 1), dtype, name, balanced=False,
                                   owners=(f"costs[{s}] has {{}} points", "{}"))
         checked_q.append(jnp.full((c.shape[0],), 1.0 / c.shape[0], dtype) if q is None else q)
-        invalid = invalid | bad | _off_unit(checked_q[-1], f"point_weights[{s}]", name)
+        invalid = invalid | bad | check_unit_mass(checked_q[-1], f"point_weights[{s}]", name)
     p, lam, bad = check_weights(init_weights, weights, (init.shape[0], len(mats)), dtype, name, balanced=False,
                                 owners=("init has {} points (N)", "costs has {} spaces (S)"))
     p = jnp.full((init.shape[0],), 1.0 / init.shape[0], dtype) if p is None else p
     lam = jnp.full((len(mats),), 1.0 / len(mats), dtype) if lam is None else lam
-    invalid = invalid | bad | _off_unit(p, "init_weights", name) | _off_unit(lam, "weights", name)
+    invalid = invalid | bad | check_unit_mass(p, "init_weights", name) | check_unit_mass(lam, "weights", name)
     if concrete_true(jnp.any(p <= 0)):
         raise ValueError(f"{name}: init_weights must be > 0 (the update divides by p p^T)")
     eps = None if epsilon is None else jnp.asarray(epsilon, dtype)
@@ -168,14 +167,6 @@ def gromov_barycenter(
                     jnp.asarray(tol, dtype), eps, inner_tol, loss=loss, inner_max_iters=int(inner_max_iters),
                     max_iters=int(max_iters))
     return raise_on_status(result, name, "max_iters") if throw else result
-
-
-def _off_unit(w, label, solver):
-    """Traced flag ``|sum(w) - 1| > 1e-6``; raises now when concrete."""
-    off = jnp.abs(jnp.sum(w) - 1.0) > 1e-6
-    if concrete_true(off):
-        raise ValueError(f"{solver}: {label} must sum to 1, got {float(jnp.sum(w)):.10g}")
-    return off
 
 
 def _update(plans, mats, p, lam, loss):
