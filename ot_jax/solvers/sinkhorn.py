@@ -13,7 +13,7 @@ from ot_jax.geometry import Geometry
 from ot_jax.solvers import _anderson, _entropic, _initializers
 from ot_jax.solvers._implicit import target_mass
 from ot_jax.solvers.loop import fixed_point_loop
-from ot_jax._checks import check_positive, concrete_true, is_concrete
+from ot_jax._checks import check_int_at_least, check_positive, concrete_true, is_concrete
 from ot_jax.solvers.problem import prepare
 from ot_jax.solvers.results import EntropicResult, Status, raise_on_status
 
@@ -225,8 +225,7 @@ def sinkhorn(
             raise ValueError(f"{solver}: init potentials must have shapes ({n},) and ({m},), "
                              f"got {init[0].shape} and {init[1].shape}")
         init = jax.lax.stop_gradient(init) if grad_mode != "unroll" else init
-    if anderson is not None and (isinstance(anderson, bool) or int(anderson) != anderson or anderson < 1):
-        raise ValueError(f"{solver}: anderson must be None or a memory >= 1 (an int), got {anderson!r}")
+    anderson = check_int_at_least(anderson, "anderson", solver)  # the memory M, or None (off)
     if mode == "scaling" and unbalanced:
         raise ValueError(f"{solver}: unbalanced transport (reg_m) needs mode='log' or 'auto'")
     if anderson is not None and grad_mode == "unroll":
@@ -246,7 +245,7 @@ def sinkhorn(
 
     result = _solve(geom, a, b, eps, eps0, init, invalid, tol, rho, mode=mode, grad_mode=grad_mode,
                     max_iters=int(max_iters), check_every=int(check_every), epsilon_decay=float(epsilon_decay),
-                    anderson=None if anderson is None else int(anderson), init_kind=init_kind)
+                    anderson=anderson, init_kind=init_kind)
     messages = {Status.NON_FINITE: f"ot_jax.{solver}: NON_FINITE: a NaN or inf appeared in the iterates "
                 "(mode='scaling' underflows for small epsilon: use mode='log'; or check the inputs)"}
     return raise_on_status(result, solver, "epsilon", messages=messages) if throw else result
