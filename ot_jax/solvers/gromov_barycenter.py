@@ -99,9 +99,8 @@ def gromov_barycenter(
       throw: raise on bad input or when the iteration did not converge.
 
     Returns:
-      :class:`GromovBarycenterResult`. No derivative is offered: the result carries
-      none (every input is held constant inside), so ``jax.grad`` through it gives zeros,
-      not a gradient.
+      :class:`GromovBarycenterResult`. No derivative is offered: differentiating
+      ``cost_matrix`` or ``cost`` in the inputs raises a ``ValueError``.
 
     Examples:
         >>> import jax.numpy as jnp, ot_jax
@@ -166,7 +165,26 @@ def gromov_barycenter(
     result = _solve(tuple(mats), tuple(checked_q), init.astype(dtype), p, lam, jnp.asarray(invalid),
                     jnp.asarray(tol, dtype), eps, inner_tol, loss=loss, inner_max_iters=int(inner_max_iters),
                     max_iters=int(max_iters))
+    inputs = (tuple(mats), tuple(checked_q), p, lam, eps)
+    result = dataclasses.replace(result, cost_matrix=_no_derivative(result.cost_matrix, inputs),
+                                 cost=_no_derivative(result.cost, inputs))
     return raise_on_status(result, name, "max_iters") if throw else result
+
+
+def _no_derivative(value, inputs):
+    """``value`` unchanged; differentiating it in any of ``inputs`` raises (instead of a silent zero)."""
+
+    @jax.custom_jvp
+    def guard(v, _):
+        return v
+
+    @guard.defjvp
+    def _(primals, tangents):
+        raise ValueError("gromov_barycenter offers no derivative (cost_matrix and cost are fixed points of a "
+                         "nonconvex iteration; the inputs are held constant inside); wrap the inputs in "
+                         "jax.lax.stop_gradient if a constant is what you want")
+
+    return guard(value, inputs)
 
 
 def _update(plans, mats, p, lam, loss):

@@ -91,3 +91,12 @@ def test_bad_input_names_the_argument(kwargs, message):
     costs, init = args.pop("costs"), args.pop("init")
     with pytest.raises(ValueError, match=message):
         ot_jax.gromov_barycenter(costs, init, **args)
+
+
+def test_differentiating_raises_instead_of_a_silent_zero():
+    costs, init, _ = _spaces((6, 7))
+    with pytest.raises(ValueError, match="offers no derivative"):
+        jax.grad(lambda c: ot_jax.gromov_barycenter([c, costs[1]], init).cost)(jnp.asarray(costs[0]))
+    # Not differentiated: the same values as before.
+    value = ot_jax.gromov_barycenter(costs, init)
+    assert np.isfinite(float(value.cost))
