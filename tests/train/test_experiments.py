@@ -176,6 +176,12 @@ def test_experiment_composes_and_runs(name, tmp_path):
         if density:  # the untrained flow is the identity: N(0, I) is far from the reference plan
             assert on_disk["kl"] > 0.1 and (tmp_path / "density_grid.npz").exists(), on_disk
         return
+    if name.startswith("robot_") or name == "soft_beam_seq":  # trainers: their figure bears the trainer's name
+        figure = "robot.png" if name.startswith("robot_") else "soft_beam.png"
+        assert (tmp_path / figure).stat().st_size > 10_000
+        records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [1, 2]
+        return
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["experiment"] == name == metrics["experiment"]
