@@ -6,8 +6,10 @@ compiled again by the next process. The directory is new for every session (crea
 the first process, inherited through the environment), so no run reuses another's.
 
 The suite compiles far more than it runs (hundreds of small programs, each run for
-milliseconds), so XLA's CPU backend compiles at optimisation level 0: compile time
-falls by a fifth to a quarter; results agree with the optimised build to rounding.
+milliseconds), so XLA's CPU backend compiles at optimisation level 0 and emits fusions
+with its classic (not the MLIR fusion) emitters: each cuts compile time by a fifth to a
+quarter (tests/solvers/test_barycenter.py: 67 s -> 52 s for the second); results agree
+with the default build to rounding.
 """
 
 import atexit
@@ -20,8 +22,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -31,7 +31,8 @@ def central_differences(fn, w, h=1e-5):
 W0 = jnp.array([[0.7], [-1.5]])
 
 
-@pytest.mark.parametrize("grad_mode", ["implicit", "unroll"])
+# unroll (~7 s, slow): the unrolled Sinkhorn gradient itself is checked fast in tests/solvers; implicit is the default
+@pytest.mark.parametrize("grad_mode", ["implicit", pytest.param("unroll", marks=pytest.mark.slow)])
 def test_hypergradient_matches_finite_differences(grad_mode):
     fd = central_differences(lambda w: float(value(w)), W0)
     g = np.asarray(jax.grad(value)(W0, grad_mode))
