@@ -99,6 +99,11 @@ NORMS = (None, "max", "mean", "median")
 
 _LPL1_P = 0.5        # the exponent p of the l_p-l_1 penalty (Courty et al. 2017; POT)
 _LPL1_FLOOR = 1e-3   # added to the class masses before the power p - 1 (POT's epsilon)
+# Anderson memory of the inner Sinkhorn solves of "lpl1" and "l1l2". Each solve is warm-started
+# from the last one; plain iterations still dominate at small epsilon: on 719 -> 719 digits
+# (rotated target, epsilon 0.01, eta 0.1, norm "max", float64) "lpl1" took 11,240 Sinkhorn
+# iterations, 15.7 s; with memory 5, 720 iterations, 1.0 s, same objective to 1e-8.
+_INNER_ANDERSON = 5
 
 
 @functools.partial(jax.tree_util.register_dataclass,
@@ -217,7 +222,7 @@ def _lpl1(cost, a, b, onehot, epsilon, eta, *, outer_iters, tol, max_iters):
     """Majorisation-minimisation of the l_p-l_1 class-regularised entropic OT (see the module doc)."""
     def solve(w, init):
         return sinkhorn(Geometry(cost + eta * w), a, b, epsilon=epsilon, init=init, tol=tol, max_iters=max_iters,
-                        grad_mode="envelope")
+                        anderson=_INNER_ANDERSON, grad_mode="envelope")
 
     def step(carry, _):
         w, f, g, bad = carry
@@ -256,7 +261,7 @@ def _l1l2(cost, a, b, onehot, epsilon, eta, *, outer_iters, tol, max_iters, line
 
     def linearised(plan, init):
         return sinkhorn(Geometry(cost + eta * grad_penalty(plan)), a, b, epsilon=epsilon, init=init, tol=tol,
-                        max_iters=max_iters, grad_mode="envelope")
+                        max_iters=max_iters, anderson=_INNER_ANDERSON, grad_mode="envelope")
 
     def line_search(plan, delta):  # the objective is convex along the segment: bisect its slope on [0, 1]
         def bisect(_, bounds):
