@@ -33,7 +33,8 @@ Methods (``method=``):
   that makes each target point receive mass from one class; solved by majorisation-minimisation
   as in Courty et al. 2017 and POT's ``sinkhorn_lpl1_mm``: ``outer_iters`` Sinkhorn problems on
   ``C + eta W``, ``W_ij = p (sum_{i': ys_i' = ys_i} P_i'j + 1e-3)^(p - 1)`` from the previous plan
-  (``W = 0`` first). Needs ``ys``.
+  (``W = 0`` first). Needs ``ys``. The inner Sinkhorn problems of ``"lpl1"`` and ``"l1l2"``
+  are warm-started from the previous one and run with Anderson acceleration (memory 5).
 * ``"l1l2"``: class-regularised entropic OT with the convex group lasso, ``min <C, P> + epsilon
   sum P log P + eta sum_{j, c} ||P_{I_c, j}||_2`` (``I_c``: the source rows of class ``c``), by
   generalised conditional gradient (Rakotomamonjy, Flamary & Courty 2015; POT's
