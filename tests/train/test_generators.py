@@ -25,13 +25,15 @@ def _train(tmp_path, overrides, steps=1500):
     return result.history[-1]
 
 
-@pytest.mark.slow  # two 1500-step trainings (20 s); the fast suite runs the trainer in test_experiments.py
+# IPOT trains 3,500 steps: at 1,500 its coverage sat at the threshold and moved with rounding
+# (6 of 8 modes, or 5 with XLA's classic CPU fusion emitters); at 3,500 both builds cover 8 of 8.
+@pytest.mark.slow  # 3,500- and 1,500-step trainings (~60 s); the fast suite runs the trainer in test_experiments.py
 def test_ipot_generator_covers_the_modes_and_sinkhorn_at_large_eps_shrinks(tmp_path, float32):
-    ipot = _train(tmp_path / "ipot", ["loss=ipot"])
+    ipot = _train(tmp_path / "ipot", ["loss=ipot"], steps=3500)
     sinkhorn = _train(tmp_path / "sinkhorn", ["loss=sinkhorn", "loss.epsilon=1.0"])
     print("ipot", ipot, "\nsinkhorn", sinkhorn)
     assert ipot["n_iters"] > 0 and 0.0 <= ipot["converged"] <= 1.0
-    assert ipot["modes_covered"] >= 6 and ipot["std_ratio"] > 0.85, ipot
+    assert ipot["modes_covered"] >= 7 and ipot["std_ratio"] > 0.85, ipot
     # eps = 1 is ~7 x the squared distance between neighbouring modes: the plan is blurred across
     # the whole circle and the primal loss pulls the generated law toward the data mean.
     assert sinkhorn["std_ratio"] < 0.7 * ipot["std_ratio"], (sinkhorn, ipot)
