@@ -27,7 +27,8 @@ def _train(tmp_path, overrides, steps=1500):
 
 # IPOT trains 3,500 steps: at 1,500 its coverage sat at the threshold and moved with rounding
 # (6 of 8 modes, or 5 with XLA's classic CPU fusion emitters); at 3,500 both builds cover 8 of 8.
-@pytest.mark.slow  # 3,500- and 1,500-step trainings (~60 s); the fast suite runs the trainer in test_experiments.py
+# Slow (~60 s); the fast suite runs the trainer in test_experiments.py.
+@pytest.mark.slow
 def test_ipot_generator_covers_the_modes_and_sinkhorn_at_large_eps_shrinks(tmp_path, float32):
     ipot = _train(tmp_path / "ipot", ["loss=ipot"], steps=3500)
     sinkhorn = _train(tmp_path / "sinkhorn", ["loss=sinkhorn", "loss.epsilon=1.0"])
