@@ -13,19 +13,24 @@ Scales:
   documented run is too long for the 3-hour budget on 2 CPU cores; those run shorter
   (``short=`` below: fewer steps) and still show the behaviour the row reports. Their
   figures go to ``docs/figures/reproduce/`` so that they never replace a full-scale figure.
-* ``--full``: every experiment at its documented scale (``docs/figures/`` names for all
-  figures), then the multi-run sweeps and tables of the README (``make sweeps``,
+* ``--full``: every experiment at its documented scale, then the multi-run sweeps and
+  tables of the README (``make sweeps``,
   ``make density-sweeps``, ``make generator-sweeps``, ``make knn-table``, ``make robot-tables``,
   the domain-adaptation tables).
 
+Figures named in an experiment's ``figures`` map (the thesis figures) are copied under their
+``docs/figures/`` names when the run is at its documented scale; every other PNG of a run goes
+to ``docs/figures/reproduce/<name>_<file>``.
+
 Resuming: an experiment that finished is skipped (its ``reproduce.json`` stamp holds the
-command, the wall time and the metrics, and the command has not changed); a training run
+command, exit code, wall time and metrics, and the command has not changed); a failed one is
+retried; a training run
 stopped midway resumes from its last checkpoint (the trainer's ``resume=true``); an analysis
 stopped midway starts again. ``--force NAME`` reruns one, ``--list`` prints the plan.
 
 Usage::
 
-    python scripts/reproduce.py [--full] [--only NAME ...] [--force NAME ...] [--list]
+    python scripts/reproduce.py [--full] [--only NAME ...] [--force NAME ...] [--list] [-- OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -179,7 +184,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     E("robot_mlp", "—", "—", _fields(("1 − R²: ROBOT", "val_error", ".3g"))),
     E("robot_cytometry", "Xie et al. 2021, flow cytometry", "ROBOT on real flow-cytometry data", _ROBOT),
     E("robot_scale", "—", "—", _fields(("1 − R²", "val_error", ".4f"), ("β error", "beta_error", ".4f")),
-      short=("loop.steps=25", "loop.eval_every=25", "loop.checkpoint_every=25")),
+      short=("loop.steps=125", "loop.log_every=5", "loop.eval_every=25", "loop.checkpoint_every=25")),
 )
 del E
 
@@ -217,7 +222,10 @@ def _launch(argv: list[str]) -> int:
 
 
 def run(name: str, command: list[str], run_dir: str, force: bool = False) -> dict:
-    """Run ``command`` unless ``run_dir`` records its success (``force``: run afresh); returns the stamp.
+    """Run ``command`` unless ``run_dir`` records its success; returns the stamp.
+
+    ``force``, or a stamp of another command in ``run_dir``, runs it afresh (``resume=false``);
+    a directory without a stamp (an interrupted run) is resumed.
 
     The stamp (``<run_dir>/reproduce.json``): the command, its return code, wall seconds,
     the finishing time and the run's ``metrics.json`` (empty if it wrote none).
@@ -226,8 +234,12 @@ def run(name: str, command: list[str], run_dir: str, force: bool = False) -> dic
     if stamp is not None and not force:
         print(f"[reproduce] {name}: finished earlier in {stamp['seconds']:.0f} s, skipped", flush=True)
         return stamp
+    earlier = _read_stamp(run_dir)
+    # Afresh when forced or when the directory holds a finished run of another command (its
+    # checkpoints belong to that command); otherwise an interrupted run resumes.
+    afresh = force or (earlier is not None and earlier.get("command") != command)
     argv = [sys.executable if command[0] == "python" else command[0], *command[1:]]
-    if force and command[0] == "python":
+    if afresh and command[0] == "python":
         argv.append("resume=false")
     print(f"[reproduce] {name}: $ {shlex.join(command)}", flush=True)
     start = time.perf_counter()

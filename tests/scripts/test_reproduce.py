@@ -79,6 +79,8 @@ def test_finished_runs_are_skipped_failures_recorded_and_retried(tmp_path, monke
     assert len(calls) == 2 and "skipped" in capsys.readouterr().out
     assert reproduce.main([*args, "--force", "spot_pairs_gaussians"]) == 0
     assert len(calls) == 3 and calls[-1][-1] == "resume=false"
+    assert reproduce.main([*args, "--", "seed=1"]) == 0  # another command: afresh, not resumed
+    assert len(calls) == 4 and calls[-1][-2:] == ["seed=1", "resume=false"]
 
 
 def test_a_short_scale_figure_never_replaces_a_full_scale_one(tmp_path, monkeypatch):
