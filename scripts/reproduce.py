@@ -45,12 +45,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path[:0] = [REPO, os.path.join(REPO, "scripts")]
 
 from _timing import cpu_model, git_revision, markdown_table, write_section  # noqa: E402
+from train.report import fmt  # noqa: E402
 
 OUT = os.path.join("outputs", "reproduce")
 REPORT = os.path.join(REPO, "docs", "reproduction.md")
@@ -58,31 +58,21 @@ FIGURES = os.path.join(REPO, "docs", "figures")
 __all__ = ["Experiment", "EXPERIMENTS", "FULL_TABLES", "run", "figure_targets", "copy_figures", "plan", "table", "main"]
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, (str, bool)):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_fmt(v, spec) for v in value) + "]"
-    return format(int(value) if spec.endswith("d") else float(value), spec)
-
-
 def _fields(*fields: tuple[str, str, str]) -> Callable[[dict], str]:
     """``metrics -> "label value; ..."`` for ``(label, top-level key of metrics.json, format)`` fields."""
-    return lambda m: "; ".join(f"{label} {_fmt(m.get(key), spec)}" for label, key, spec in fields)
+    return lambda m: "; ".join(f"{label} {fmt(m.get(key), spec)}" for label, key, spec in fields)
 
 
 def _per_method(group: str, key: str, spec: str, label: Callable[[str], str] = str,
                 keep: Callable[[str], bool] = lambda name: True) -> Callable[[dict], str]:
     """``metrics[group][method][key]`` for the methods of an analysis that have it (and that ``keep``
     accepts), ``"method: value; ..."``."""
-    return lambda m: "; ".join(f"{label(name)}: {_fmt(v[key], spec)}" for name, v in m.get(group, {}).items()
+    return lambda m: "; ".join(f"{label(name)}: {fmt(v[key], spec)}" for name, v in m.get(group, {}).items()
                                if keep(name) and v.get(key) is not None)
 
 
 def _ipot_plans(m: dict) -> str:
-    return "; ".join(f"{p['label']}: rel. error {_fmt(p.get('rel_error'), '.1e')}" for p in m.get("panels", []))
+    return "; ".join(f"{p['label']}: rel. error {fmt(p.get('rel_error'), '.1e')}" for p in m.get("panels", []))
 
 
 def _ipot_scaling(m: dict) -> str:
